@@ -1,0 +1,12 @@
+//! Reverse-mode automatic differentiation: the thread-local [`tape`], grad modes, `backward`,
+//! `grad` and gradient checking.
+
+pub mod backward;
+pub(crate) mod function;
+pub mod gradcheck;
+pub mod mode;
+pub mod tape;
+
+pub use backward::{grad, grad_allow_unused, BackwardOptions};
+pub use gradcheck::{gradcheck, gradcheck_with, GradcheckOptions};
+pub use mode::{detect_anomaly, enable_grad, is_grad_enabled, no_grad, set_grad_enabled};

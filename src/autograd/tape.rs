@@ -1,0 +1,436 @@
+//! The thread-local gradient tape.
+//!
+//! Every op whose inputs require grad appends one [`Entry`] as it runs: the op's name, attributes,
+//! input and output shapes, the caller's source location, the tensors its backward rule needs, and
+//! the rule itself. Entry ids grow monotonically, so an entry's inputs always have smaller ids than
+//! the entry: walking ids in decreasing order is a valid reverse topological order.
+//!
+//! Entries are reference counted like PyTorch's graph nodes: an entry lives while a tensor handle
+//! produced by it is alive or a later entry consumes it. When the count drops to zero the entry and
+//! its saved tensors are freed, so a forward pass that is never differentiated (an evaluation loop
+//! without `no_grad`) does not grow the tape.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::panic::Location;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, Weak};
+
+use ndarray::IxDyn;
+
+use crate::tensor::{DType, Data, Inner, Tensor};
+
+/// Identifies a tape entry: the tape (one per thread) and the entry's id on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NodeRef {
+    pub(crate) tape: u64,
+    pub(crate) id: u64,
+}
+
+/// A non-tensor attribute of a recorded op (a dim, an exponent, a padding…), kept for graph
+/// drawing and export.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Attr {
+    /// An integer.
+    Int(i64),
+    /// A list of integers.
+    Ints(Vec<i64>),
+    /// A float.
+    Float(f64),
+    /// A flag.
+    Bool(bool),
+    /// A string.
+    Str(String),
+}
+
+/// Where an input of a recorded op comes from.
+#[derive(Clone)]
+pub enum Input {
+    /// The output of an earlier tape entry.
+    Node(u64),
+    /// A leaf that requires grad (a parameter): backward accumulates into its `.grad`.
+    Leaf(Tensor),
+    /// A tensor that does not require grad.
+    Const,
+}
+
+/// A tensor saved for the backward pass.
+pub(crate) enum Saved {
+    /// A leaf (or constant): kept as the tensor itself.
+    Tensor(Tensor),
+    /// A non-leaf: its data, and its entry so that higher-order gradients flow through it.
+    Node(Data, NodeRef),
+}
+
+impl Saved {
+    fn nbytes(&self) -> usize {
+        match self {
+            Saved::Tensor(t) => t.nbytes(),
+            Saved::Node(d, _) => d.nbytes(),
+        }
+    }
+}
+
+/// The backward rule of an entry: given the saved tensors and the gradient of the output, the
+/// gradients of the inputs (`None` where an input needs none).
+pub(crate) type BackwardFn = Box<dyn Fn(&Ctx, &Tensor) -> Vec<Option<Tensor>>>;
+
+pub(crate) struct BackwardState {
+    pub(crate) needs: Vec<bool>,
+    pub(crate) saved: Vec<Saved>,
+    pub(crate) output: Option<Data>,
+    pub(crate) f: BackwardFn,
+}
+
+/// What a backward rule sees: the tensors saved in forward.
+pub struct Ctx<'a> {
+    state: &'a BackwardState,
+    node: NodeRef,
+    create_graph: bool,
+}
+
+impl Ctx<'_> {
+    /// The `i`-th saved tensor. Under `create_graph` it is connected to the graph, so the gradient
+    /// built from it can itself be differentiated.
+    pub fn saved(&self, i: usize) -> Tensor {
+        match &self.state.saved[i] {
+            Saved::Tensor(t) => t.clone(),
+            Saved::Node(d, n) => self.attach(d, *n),
+        }
+    }
+
+    /// The op's output, when the op saved it.
+    ///
+    /// # Panics
+    /// If the op did not ask to save its output (a bug in the op).
+    pub fn output(&self) -> Tensor {
+        let d = self
+            .state
+            .output
+            .as_ref()
+            .expect("op did not save its output");
+        self.attach(d, self.node)
+    }
+
+    /// Whether the `i`-th input needs a gradient (rules may skip work for the others).
+    pub fn needs_grad(&self, i: usize) -> bool {
+        self.state.needs[i]
+    }
+
+    /// Whether the gradient being computed will itself be differentiated.
+    pub fn create_graph(&self) -> bool {
+        self.create_graph
+    }
+
+    fn attach(&self, d: &Data, n: NodeRef) -> Tensor {
+        if self.create_graph {
+            retain(n);
+            Tensor::with_node(d.clone(), Some(n))
+        } else {
+            Tensor::from_data(d.clone())
+        }
+    }
+}
+
+/// One recorded op.
+pub struct Entry {
+    /// The entry's id (increasing along the tape).
+    pub id: u64,
+    /// The op's name (`"matmul"`, `"tanh"`, …).
+    pub op: &'static str,
+    /// Non-tensor attributes.
+    pub attrs: Vec<(&'static str, Attr)>,
+    /// Where each input came from.
+    pub inputs: Vec<Input>,
+    /// Shapes of the inputs.
+    pub input_shapes: Vec<IxDyn>,
+    /// Shape of the output.
+    pub output_shape: IxDyn,
+    /// Dtype of the output.
+    pub dtype: DType,
+    /// The user's source line that called the op.
+    pub location: &'static Location<'static>,
+    rc: Cell<usize>,
+    pub(crate) state: RefCell<Option<BackwardState>>,
+    /// Bytes of saved tensors, 0 once freed.
+    saved_bytes: Cell<usize>,
+    pub(crate) retain: RefCell<Option<Weak<Inner>>>,
+}
+
+impl Entry {
+    /// Bytes held by the tensors saved for backward (0 after the entry was walked and freed).
+    pub fn saved_bytes(&self) -> usize {
+        self.saved_bytes.get()
+    }
+
+    /// Whether backward already walked this entry and freed what it saved.
+    pub fn is_freed(&self) -> bool {
+        self.state.borrow().is_none()
+    }
+}
+
+struct Tape {
+    id: u64,
+    next: u64,
+    entries: BTreeMap<u64, Rc<Entry>>,
+    saved_bytes: usize,
+}
+
+static NEXT_TAPE: AtomicU64 = AtomicU64::new(1);
+/// Releases of entries whose last handle was dropped on another thread, applied by the owner.
+static FOREIGN_RELEASES: Mutex<Vec<NodeRef>> = Mutex::new(Vec::new());
+static FOREIGN_COUNT: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static TAPE: RefCell<Tape> = RefCell::new(Tape {
+        id: NEXT_TAPE.fetch_add(1, Ordering::Relaxed),
+        next: 1,
+        entries: BTreeMap::new(),
+        saved_bytes: 0,
+    });
+    /// Releases requested while the tape was borrowed (a tensor dropped inside a tape operation).
+    static DEFERRED: RefCell<Vec<NodeRef>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The id of this thread's tape.
+pub(crate) fn current_tape_id() -> u64 {
+    TAPE.with(|t| t.borrow().id)
+}
+
+/// Number of live entries on this thread's tape.
+///
+/// ```
+/// use tapegrad::prelude::*;
+/// use tapegrad::autograd::tape;
+/// let before = tape::len();
+/// let w = Tensor::ones(&[3]).requires_grad();
+/// let y = (&w * 2.0).sum();
+/// assert_eq!(tape::len(), before + 2); // mul, sum
+/// drop(y);
+/// assert_eq!(tape::len(), before); // nothing refers to the entries any more
+/// ```
+pub fn len() -> usize {
+    drain_pending();
+    TAPE.with(|t| t.borrow().entries.len())
+}
+
+/// Whether this thread's tape has no live entries.
+pub fn is_empty() -> bool {
+    len() == 0
+}
+
+/// Bytes held by tensors saved for backward on this thread's tape.
+pub fn saved_bytes() -> usize {
+    drain_pending();
+    TAPE.with(|t| t.borrow().saved_bytes)
+}
+
+/// The entry behind a tensor, if it was produced by a recorded op on this thread.
+pub fn entry_of(t: &Tensor) -> Option<Rc<Entry>> {
+    let n = t.node()?;
+    get(n)
+}
+
+/// All live entries of this thread's tape, oldest first.
+pub fn entries() -> Vec<Rc<Entry>> {
+    drain_pending();
+    TAPE.with(|t| t.borrow().entries.values().cloned().collect())
+}
+
+pub(crate) fn get(n: NodeRef) -> Option<Rc<Entry>> {
+    TAPE.with(|t| {
+        let t = t.borrow();
+        if t.id != n.tape {
+            return None;
+        }
+        t.entries.get(&n.id).cloned()
+    })
+}
+
+pub(crate) fn op_name(n: NodeRef) -> Option<&'static str> {
+    get(n).map(|e| e.op)
+}
+
+pub(crate) fn retain_grad(n: NodeRef, w: Weak<Inner>) {
+    if let Some(e) = get(n) {
+        *e.retain.borrow_mut() = Some(w);
+    }
+}
+
+/// Appends an entry and returns the output tensor, connected to it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn push(
+    op: &'static str,
+    attrs: Vec<(&'static str, Attr)>,
+    inputs: Vec<Input>,
+    input_shapes: Vec<IxDyn>,
+    saved: Vec<Saved>,
+    save_output: bool,
+    output: Data,
+    f: BackwardFn,
+    location: &'static Location<'static>,
+) -> Tensor {
+    drain_pending();
+    let saved_bytes: usize = saved.iter().map(Saved::nbytes).sum::<usize>()
+        + if save_output { output.nbytes() } else { 0 };
+    let output_shape = IxDyn(output.shape());
+    let dtype = output.dtype();
+    let state = BackwardState {
+        needs: inputs.iter().map(|i| !matches!(i, Input::Const)).collect(),
+        saved,
+        output: if save_output {
+            Some(output.clone())
+        } else {
+            None
+        },
+        f,
+    };
+    let node = TAPE.with(|t| {
+        let mut t = t.borrow_mut();
+        let id = t.next;
+        t.next += 1;
+        for inp in &inputs {
+            if let Input::Node(j) = inp {
+                if let Some(e) = t.entries.get(j) {
+                    e.rc.set(e.rc.get() + 1);
+                }
+            }
+        }
+        t.saved_bytes += saved_bytes;
+        let entry = Entry {
+            id,
+            op,
+            attrs,
+            inputs,
+            input_shapes,
+            output_shape,
+            dtype,
+            location,
+            rc: Cell::new(1),
+            state: RefCell::new(Some(state)),
+            saved_bytes: Cell::new(saved_bytes),
+            retain: RefCell::new(None),
+        };
+        t.entries.insert(id, Rc::new(entry));
+        NodeRef { tape: t.id, id }
+    });
+    Tensor::with_node(output, Some(node))
+}
+
+/// Frees what an entry saved (after backward walked it without `retain_graph`).
+pub(crate) fn free(e: &Entry) {
+    let state = e.state.borrow_mut().take();
+    let bytes = e.saved_bytes.replace(0);
+    TAPE.with(|t| t.borrow_mut().saved_bytes -= bytes);
+    drop(state);
+}
+
+/// A new handle on an entry's output.
+pub(crate) fn retain(n: NodeRef) {
+    TAPE.with(|t| {
+        let t = t.borrow();
+        if t.id == n.tape {
+            if let Some(e) = t.entries.get(&n.id) {
+                e.rc.set(e.rc.get() + 1);
+            }
+        }
+    });
+}
+
+/// A handle on an entry's output was dropped.
+pub(crate) fn release(n: NodeRef) {
+    let on_this_thread = TAPE
+        .try_with(|t| match t.try_borrow_mut() {
+            Ok(mut t) => {
+                if t.id != n.tape {
+                    return false;
+                }
+                let removed = release_locked(&mut t, vec![n.id]);
+                drop(t);
+                drop(removed);
+                true
+            }
+            Err(_) => {
+                DEFERRED.with(|d| d.borrow_mut().push(n));
+                true
+            }
+        })
+        .unwrap_or(true); // the thread is exiting: its tape goes with it
+    if !on_this_thread {
+        FOREIGN_RELEASES
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(n);
+        FOREIGN_COUNT.fetch_add(1, Ordering::Release);
+    }
+}
+
+fn release_locked(t: &mut Tape, mut work: Vec<u64>) -> Vec<Rc<Entry>> {
+    let mut removed = Vec::new();
+    while let Some(id) = work.pop() {
+        let Some(e) = t.entries.get(&id) else {
+            continue;
+        };
+        let rc = e.rc.get() - 1;
+        e.rc.set(rc);
+        if rc == 0 {
+            let e = t.entries.remove(&id).unwrap();
+            t.saved_bytes -= e.saved_bytes.get();
+            for inp in &e.inputs {
+                if let Input::Node(j) = inp {
+                    work.push(*j);
+                }
+            }
+            removed.push(e);
+        }
+    }
+    removed
+}
+
+/// Applies releases that could not be applied when they happened.
+fn drain_pending() {
+    let deferred = DEFERRED.with(|d| std::mem::take(&mut *d.borrow_mut()));
+    let my = current_tape_id();
+    let mut work = Vec::new();
+    for n in deferred {
+        if n.tape == my {
+            work.push(n.id);
+        } else {
+            FOREIGN_RELEASES
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(n);
+            FOREIGN_COUNT.fetch_add(1, Ordering::Release);
+        }
+    }
+    if FOREIGN_COUNT.load(Ordering::Acquire) > 0 {
+        let mut q = FOREIGN_RELEASES.lock().unwrap_or_else(|e| e.into_inner());
+        q.retain(|n| {
+            if n.tape == my {
+                work.push(n.id);
+                false
+            } else {
+                true
+            }
+        });
+        FOREIGN_COUNT.store(q.len(), Ordering::Release);
+    }
+    if work.is_empty() {
+        return;
+    }
+    let removed = TAPE.with(|t| release_locked(&mut t.borrow_mut(), work));
+    drop(removed);
+    // Dropping the removed entries may have deferred more releases.
+    if DEFERRED.with(|d| !d.borrow().is_empty()) {
+        drain_pending();
+    }
+}
+
+pub(crate) fn make_ctx<'a>(state: &'a BackwardState, node: NodeRef, create_graph: bool) -> Ctx<'a> {
+    Ctx {
+        state,
+        node,
+        create_graph,
+    }
+}

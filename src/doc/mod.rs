@@ -1,0 +1,3 @@
+//! Documentation-only modules.
+
+pub mod pytorch_users;

@@ -1,0 +1,3 @@
+//! # tapegrad for PyTorch users
+//!
+//! (Written in full by the docs work; see the README cheatsheet.)

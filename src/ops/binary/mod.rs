@@ -1,0 +1,243 @@
+//! Elementwise binary ops with NumPy/PyTorch broadcasting, all served by one generic mechanism:
+//! an op implements `Binary` — its scalar function and its backward rule in the broadcast output
+//! shape — and `binary` does the rest: shape and dtype checks, the broadcast (parallel) zip,
+//! recording, and reducing each gradient back to its input's shape.
+//!
+//! The `+ - * /` operators for owned and borrowed tensors and for `f32` / `f64` scalars on either
+//! side are defined here too.
+
+mod arith;
+mod compare;
+
+use ndarray::Dimension as _;
+use std::panic::Location;
+
+use ndarray::{IxDyn, Zip};
+
+use super::unary::PAR_THRESHOLD;
+use crate::autograd::function::Op;
+use crate::tensor::args::broadcast_shapes;
+use crate::tensor::{DType, Data, Float, Storage, Tensor};
+
+pub(crate) use arith::{Add, Div, Mul, Sub};
+
+/// The tensors a binary backward rule may read. Only those the op asked for are present.
+pub(crate) struct Saved2 {
+    a: Option<Tensor>,
+    b: Option<Tensor>,
+    out: Option<Tensor>,
+}
+
+impl Saved2 {
+    pub(crate) fn a(&self) -> &Tensor {
+        self.a
+            .as_ref()
+            .expect("binary op did not save its first input")
+    }
+    pub(crate) fn b(&self) -> &Tensor {
+        self.b
+            .as_ref()
+            .expect("binary op did not save its second input")
+    }
+    pub(crate) fn out(&self) -> &Tensor {
+        self.out
+            .as_ref()
+            .expect("binary op did not save its output")
+    }
+}
+
+/// An elementwise function of two tensors.
+pub(crate) trait Binary: Clone + Send + Sync + 'static {
+    /// The op's name on the tape.
+    const NAME: &'static str;
+    /// Whether the backward rule reads the inputs.
+    const SAVE_INPUTS: bool;
+    /// Whether the backward rule reads the output.
+    const SAVE_OUTPUT: bool;
+    /// The function, per element.
+    fn f<F: Float>(&self, a: F, b: F) -> F;
+    /// The gradients with respect to `a` and `b` in the broadcast output shape (the mechanism
+    /// reduces them to the input shapes), computed only where `needs` says so.
+    fn df(&self, s: &Saved2, g: &Tensor, needs: [bool; 2]) -> [Option<Tensor>; 2];
+}
+
+/// Zips two arrays broadcast to `shape` through `f`, on all cores for large outputs.
+pub(crate) fn zip_broadcast<A, B, C>(
+    a: &Storage<A>,
+    b: &Storage<B>,
+    shape: &[usize],
+    f: impl Fn(A, B) -> C + Sync + Send,
+) -> Storage<C>
+where
+    A: Copy + Send + Sync,
+    B: Copy + Send + Sync,
+    C: Copy + Send + Sync,
+{
+    let sh = IxDyn(shape);
+    let av = a.broadcast(sh.clone()).expect("shapes were checked");
+    let bv = b.broadcast(sh).expect("shapes were checked");
+    let z = Zip::from(&av).and(&bv);
+    if av.len() >= PAR_THRESHOLD {
+        z.par_map_collect(|&x, &y| f(x, y)).into_shared()
+    } else {
+        z.map_collect(|&x, &y| f(x, y)).into_shared()
+    }
+}
+
+/// The broadcast shape of `a` and `b`, or a panic naming `op`, both shapes and the caller.
+#[track_caller]
+pub(crate) fn broadcast_or_panic(op: &str, a: &[usize], b: &[usize]) -> Vec<usize> {
+    let loc = Location::caller();
+    broadcast_shapes(a, b).unwrap_or_else(|| {
+        panic!("{op}: shapes {a:?} and {b:?} cannot be broadcast together, at {loc}")
+    })
+}
+
+/// Panics unless `a` and `b` have the same dtype.
+#[track_caller]
+pub(crate) fn same_dtype_or_panic(op: &str, a: &Tensor, b: &Tensor) -> DType {
+    if a.dtype() != b.dtype() {
+        panic!(
+            "{op}: expected both tensors to have the same dtype, got {} and {} (convert one with \
+             .to_dtype()), at {}",
+            a.dtype(),
+            b.dtype(),
+            Location::caller()
+        );
+    }
+    a.dtype()
+}
+
+/// Applies the binary op `op` to `a` and `b` with broadcasting, recording it on the tape.
+#[track_caller]
+pub(crate) fn binary<B: Binary>(a: &Tensor, b: &Tensor, op: B) -> Tensor {
+    let shape = broadcast_or_panic(B::NAME, a.shape(), b.shape());
+    same_dtype_or_panic(B::NAME, a, b);
+    let inputs = [a, b];
+    let mut rec = Op::new(B::NAME, &inputs);
+    let out = a.with_data(|da| {
+        b.with_data(|db| match (da, db) {
+            (Data::F32(x), Data::F32(y)) => {
+                Data::F32(zip_broadcast(x, y, &shape, |p, q| op.f(p, q)))
+            }
+            (Data::F64(x), Data::F64(y)) => {
+                Data::F64(zip_broadcast(x, y, &shape, |p, q| op.f(p, q)))
+            }
+            _ => panic!(
+                "{}: expected floating-point tensors, got {}, at {}",
+                B::NAME,
+                a.dtype(),
+                Location::caller()
+            ),
+        })
+    });
+    if B::SAVE_INPUTS {
+        rec = rec.save(a).save(b);
+    }
+    if B::SAVE_OUTPUT {
+        rec = rec.save_output();
+    }
+    let (sa, sb) = (IxDyn(a.shape()), IxDyn(b.shape()));
+    rec.finish(out, move |ctx, g| {
+        let s = Saved2 {
+            a: B::SAVE_INPUTS.then(|| ctx.saved(0)),
+            b: B::SAVE_INPUTS.then(|| ctx.saved(1)),
+            out: B::SAVE_OUTPUT.then(|| ctx.output()),
+        };
+        let [ga, gb] = op.df(&s, g, [ctx.needs_grad(0), ctx.needs_grad(1)]);
+        vec![
+            ga.map(|t| t.sum_to(sa.slice())),
+            gb.map(|t| t.sum_to(sb.slice())),
+        ]
+    })
+}
+
+/// A 0-d tensor holding `v`, with `like`'s dtype, for tensor–scalar ops.
+pub(crate) fn scalar_like(v: f64, like: &Tensor) -> Tensor {
+    Tensor::scalar_of(v, like.dtype())
+}
+
+macro_rules! impl_operator {
+    ($trait:ident, $method:ident, $op:ident) => {
+        impl std::ops::$trait<&Tensor> for &Tensor {
+            type Output = Tensor;
+            #[track_caller]
+            fn $method(self, rhs: &Tensor) -> Tensor {
+                binary(self, rhs, $op)
+            }
+        }
+        impl std::ops::$trait<Tensor> for &Tensor {
+            type Output = Tensor;
+            #[track_caller]
+            fn $method(self, rhs: Tensor) -> Tensor {
+                binary(self, &rhs, $op)
+            }
+        }
+        impl std::ops::$trait<&Tensor> for Tensor {
+            type Output = Tensor;
+            #[track_caller]
+            fn $method(self, rhs: &Tensor) -> Tensor {
+                binary(&self, rhs, $op)
+            }
+        }
+        impl std::ops::$trait<Tensor> for Tensor {
+            type Output = Tensor;
+            #[track_caller]
+            fn $method(self, rhs: Tensor) -> Tensor {
+                binary(&self, &rhs, $op)
+            }
+        }
+        impl_operator!(@scalar $trait, $method, $op, f64);
+    };
+    (@scalar $trait:ident, $method:ident, $op:ident, $s:ty) => {
+        impl std::ops::$trait<$s> for &Tensor {
+            type Output = Tensor;
+            #[track_caller]
+            fn $method(self, rhs: $s) -> Tensor {
+                binary(self, &scalar_like(rhs as f64, self), $op)
+            }
+        }
+        impl std::ops::$trait<$s> for Tensor {
+            type Output = Tensor;
+            #[track_caller]
+            fn $method(self, rhs: $s) -> Tensor {
+                binary(&self, &scalar_like(rhs as f64, &self), $op)
+            }
+        }
+        impl std::ops::$trait<&Tensor> for $s {
+            type Output = Tensor;
+            #[track_caller]
+            fn $method(self, rhs: &Tensor) -> Tensor {
+                binary(&scalar_like(self as f64, rhs), rhs, $op)
+            }
+        }
+        impl std::ops::$trait<Tensor> for $s {
+            type Output = Tensor;
+            #[track_caller]
+            fn $method(self, rhs: Tensor) -> Tensor {
+                binary(&scalar_like(self as f64, &rhs), &rhs, $op)
+            }
+        }
+    };
+}
+
+impl_operator!(Add, add, Add);
+impl_operator!(Sub, sub, Sub);
+impl_operator!(Mul, mul, Mul);
+impl_operator!(Div, div, Div);
+
+impl std::ops::Neg for &Tensor {
+    type Output = Tensor;
+    #[track_caller]
+    fn neg(self) -> Tensor {
+        Tensor::neg(self)
+    }
+}
+
+impl std::ops::Neg for Tensor {
+    type Output = Tensor;
+    #[track_caller]
+    fn neg(self) -> Tensor {
+        Tensor::neg(&self)
+    }
+}

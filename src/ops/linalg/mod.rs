@@ -1,0 +1,3 @@
+//! Linear algebra: matmul with PyTorch's semantics.
+
+mod matmul;

@@ -1,0 +1,1 @@
+//! Activations: sigmoid, relu, leaky_relu, gelu (exact and tanh), silu, softplus.

@@ -1,0 +1,83 @@
+//! Elementwise unary ops, all served by one generic mechanism: an op is a type implementing
+//! `Unary` — its scalar function `f` and its backward rule written with tensor ops (so that it is
+//! differentiable again) — and `unary` does the rest: the dtype dispatch, the parallel map over
+//! large tensors, recording on the tape, and anomaly checks.
+//!
+//! Each file here holds a few related ops, each with its method, doc and gradient check.
+
+mod activation;
+mod basic;
+mod exp_log;
+mod trig;
+
+use ndarray::Zip;
+
+use crate::autograd::function::Op;
+use crate::autograd::tape::Attr;
+use crate::tensor::{Data, Float, Storage, Tensor};
+
+/// Tensors with at least this many elements are processed on all cores.
+pub(crate) const PAR_THRESHOLD: usize = 1 << 15;
+
+/// What an op's backward rule needs from the forward pass.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Needs {
+    /// The input `x`.
+    Input,
+    /// The output `y = f(x)`.
+    Output,
+    /// Neither (the derivative is constant).
+    Nothing,
+}
+
+/// An elementwise function of one tensor.
+pub(crate) trait Unary: Clone + Send + Sync + 'static {
+    /// The op's name on the tape.
+    const NAME: &'static str;
+    /// What [`Unary::df`] reads.
+    const NEEDS: Needs;
+    /// The function, per element.
+    fn f<F: Float>(&self, x: F) -> F;
+    /// The gradient with respect to the input, given the upstream gradient `g` and the saved
+    /// tensor (`x` or `y`, as [`Unary::NEEDS`] says), written with differentiable tensor ops.
+    fn df(&self, saved: &Tensor, g: &Tensor) -> Tensor;
+    /// Attributes to record (exponents, slopes, …).
+    fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        Vec::new()
+    }
+}
+
+/// Applies `f` to every element, on all cores for large arrays.
+pub(crate) fn map_float<F: Float>(a: &Storage<F>, f: impl Fn(F) -> F + Sync + Send) -> Storage<F> {
+    if a.len() >= PAR_THRESHOLD {
+        Zip::from(a).par_map_collect(|&x| f(x)).into_shared()
+    } else {
+        a.mapv(f).into_shared()
+    }
+}
+
+/// Applies the unary op `op` to `x`, recording it on the tape.
+#[track_caller]
+pub(crate) fn unary<U: Unary>(x: &Tensor, op: U) -> Tensor {
+    let inputs = [x];
+    let mut rec = Op::new(U::NAME, &inputs);
+    for (k, v) in op.attrs() {
+        rec = rec.attr(k, v);
+    }
+    let out = x.with_data(|d| {
+        crate::with_float!(d, U::NAME, |a: F| Data::from(map_float(a, |v: F| op.f(v))))
+    });
+    let rec = match U::NEEDS {
+        Needs::Input => rec.save(x),
+        Needs::Output => rec.save_output(),
+        Needs::Nothing => rec,
+    };
+    rec.finish(out, move |ctx, g| {
+        let saved = match U::NEEDS {
+            Needs::Input => ctx.saved(0),
+            Needs::Output => ctx.output(),
+            Needs::Nothing => g.clone(),
+        };
+        vec![Some(op.df(&saved, g))]
+    })
+}
