@@ -253,11 +253,30 @@ impl Tensor {
     }
 
     /// Adds `g` into `.grad` (sets it when empty).
+    ///
+    /// When nobody else holds the old gradient and neither side is on the tape, the sum is done in
+    /// place in the old gradient's buffer, as PyTorch does, saving an allocation per parameter per
+    /// backward pass.
     pub(crate) fn accumulate_grad(&self, g: Tensor) {
         let mut slot = self.inner.grad.lock().unwrap_or_else(|e| e.into_inner());
         *slot = Some(match slot.take() {
             None => g,
-            Some(old) => &old + &g,
+            Some(old) => {
+                if Arc::strong_count(&old.inner) == 1 && old.is_leaf() && g.is_leaf() {
+                    let gd = g.data();
+                    {
+                        let mut od = old.inner.data.write().unwrap_or_else(|e| e.into_inner());
+                        match (&mut *od, &gd) {
+                            (Data::F32(a), Data::F32(b)) => a.zip_mut_with(b, |x, &y| *x += y),
+                            (Data::F64(a), Data::F64(b)) => a.zip_mut_with(b, |x, &y| *x += y),
+                            _ => unreachable!("gradients have the dtype of their tensor"),
+                        }
+                    }
+                    old
+                } else {
+                    &old + &g
+                }
+            }
         });
     }
 

@@ -39,6 +39,10 @@ pub(crate) fn kept_shape(shape: &[usize], dims: &[usize]) -> Vec<usize> {
 /// Brings the gradient of a reduction (shape with or without the reduced dims) back to the input
 /// shape by reshaping to the kept-dims shape and expanding.
 pub(crate) fn grad_to_input(g: &Tensor, input_shape: &IxDyn, dims: &[usize]) -> Tensor {
+    if g.ndim() == 0 {
+        // a full reduction: broadcasting a 0-d gradient needs no reshape
+        return g.expand(input_shape.slice());
+    }
     let kept = kept_shape(input_shape.slice(), dims);
     g.reshape(&kept).expand(input_shape.slice())
 }

@@ -70,6 +70,14 @@ impl Unary for Powf {
         }
         g * x.powf(self.0 - 1.0) * self.0
     }
+    const FUSED: bool = true;
+    fn dfdx<F: Float>(&self, x: F) -> F {
+        match self.0 {
+            0.0 => F::zero(),
+            2.0 => F::c(2.0) * x,
+            p => F::c(p) * x.powf(F::c(p - 1.0)),
+        }
+    }
     fn attrs(&self) -> Vec<(&'static str, Attr)> {
         vec![("exponent", Attr::Float(self.0))]
     }

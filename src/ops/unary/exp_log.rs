@@ -16,6 +16,10 @@ impl Unary for Exp {
     fn df(&self, y: &Tensor, g: &Tensor) -> Tensor {
         g * y
     }
+    const FUSED: bool = true;
+    fn dfdx<F: Float>(&self, y: F) -> F {
+        y
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -29,6 +33,10 @@ impl Unary for Log {
     // d(ln x)/dx = 1/x
     fn df(&self, x: &Tensor, g: &Tensor) -> Tensor {
         g / x
+    }
+    const FUSED: bool = true;
+    fn dfdx<F: Float>(&self, x: F) -> F {
+        x.recip()
     }
 }
 
@@ -44,6 +52,10 @@ impl Unary for Sqrt {
     fn df(&self, y: &Tensor, g: &Tensor) -> Tensor {
         g * 0.5 / y
     }
+    const FUSED: bool = true;
+    fn dfdx<F: Float>(&self, y: F) -> F {
+        F::c(0.5) / y
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -57,6 +69,10 @@ impl Unary for Rsqrt {
     // d(x^-1/2)/dx = -1/2 x^-3/2 = -0.5 y³
     fn df(&self, y: &Tensor, g: &Tensor) -> Tensor {
         g * y.powf(3.0) * -0.5
+    }
+    const FUSED: bool = true;
+    fn dfdx<F: Float>(&self, y: F) -> F {
+        F::c(-0.5) * y * y * y
     }
 }
 

@@ -16,6 +16,10 @@ impl Unary for Sin {
     fn df(&self, x: &Tensor, g: &Tensor) -> Tensor {
         g * x.cos()
     }
+    const FUSED: bool = true;
+    fn dfdx<F: Float>(&self, x: F) -> F {
+        x.cos()
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -30,6 +34,10 @@ impl Unary for Cos {
     fn df(&self, x: &Tensor, g: &Tensor) -> Tensor {
         -(g * x.sin())
     }
+    const FUSED: bool = true;
+    fn dfdx<F: Float>(&self, x: F) -> F {
+        -x.sin()
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -43,6 +51,10 @@ impl Unary for Tanh {
     // d(tanh x)/dx = 1 - tanh² x = 1 - y²
     fn df(&self, y: &Tensor, g: &Tensor) -> Tensor {
         g * (1.0 - y * y)
+    }
+    const FUSED: bool = true;
+    fn dfdx<F: Float>(&self, y: F) -> F {
+        F::one() - y * y
     }
 }
 
