@@ -19,9 +19,13 @@
 
 #![warn(missing_docs)]
 
+// lets `#[derive(Module)]`'s `::tapegrad::…` paths resolve inside this crate too
+extern crate self as tapegrad;
+
 pub mod autograd;
 pub mod doc;
 mod error;
+pub mod nn;
 pub mod ops;
 pub mod prelude;
 pub mod tensor;

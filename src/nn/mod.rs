@@ -1,0 +1,15 @@
+//! Neural-network building blocks, like `torch.nn`: the [`Module`] trait (named parameters,
+//! train / eval, `state_dict`), `#[derive(Module)]`, layers and initialisation.
+
+mod container;
+pub mod init;
+mod linear;
+mod module;
+
+pub use container::{Flatten, Sequential};
+pub use linear::Linear;
+pub use module::{Forward, Item, Layer, Module, TrainFlag, Visitor};
+/// Derives [`Module`] from a struct's fields: `Tensor` fields are parameters (`#[buffer]` for
+/// buffers), `TrainFlag` is the mode flag, numbers and `#[module(skip)]` fields are ignored, and
+/// every other field is a child module named after the field.
+pub use tapegrad_derive::Module;

@@ -1,0 +1,237 @@
+//! The [`Module`] trait: what every layer and model has — named parameters and buffers, train /
+//! eval mode, `zero_grad`, `state_dict` — and [`Forward`], the call that computes outputs.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::tensor::Tensor;
+
+/// A module's train / eval flag, shared by clones of the module (like PyTorch's `self.training`).
+#[derive(Clone, Debug)]
+pub struct TrainFlag(Arc<AtomicBool>);
+
+impl Default for TrainFlag {
+    /// Modules start in training mode, as in PyTorch.
+    fn default() -> Self {
+        TrainFlag(Arc::new(AtomicBool::new(true)))
+    }
+}
+
+impl TrainFlag {
+    /// Whether the module is in training mode.
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Sets training mode.
+    pub fn set(&self, training: bool) {
+        self.0.store(training, Ordering::Relaxed)
+    }
+}
+
+/// What a [`Visitor`] is shown.
+pub enum Item<'a> {
+    /// A trainable parameter.
+    Param(&'a Tensor),
+    /// A buffer: state saved in the `state_dict` but not trained (BatchNorm's running mean).
+    Buffer(&'a Tensor),
+    /// A train / eval flag.
+    Flag(&'a TrainFlag),
+}
+
+/// Walks a module tree, building PyTorch-style dotted names (`layers.0.weight`).
+pub struct Visitor<'a> {
+    prefix: String,
+    f: &'a mut dyn FnMut(&str, Item),
+}
+
+impl<'a> Visitor<'a> {
+    /// A visitor calling `f` with the full dotted name of every item.
+    pub fn new(f: &'a mut dyn FnMut(&str, Item)) -> Visitor<'a> {
+        Visitor {
+            prefix: String::new(),
+            f,
+        }
+    }
+
+    fn full(&self, name: &str) -> String {
+        if self.prefix.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{}.{name}", self.prefix)
+        }
+    }
+
+    /// Shows a parameter.
+    pub fn param(&mut self, name: &str, t: &Tensor) {
+        let n = self.full(name);
+        (self.f)(&n, Item::Param(t));
+    }
+
+    /// Shows a buffer.
+    pub fn buffer(&mut self, name: &str, t: &Tensor) {
+        let n = self.full(name);
+        (self.f)(&n, Item::Buffer(t));
+    }
+
+    /// Shows a train / eval flag.
+    pub fn flag(&mut self, flag: &TrainFlag) {
+        let n = self.prefix.clone();
+        (self.f)(&n, Item::Flag(flag));
+    }
+
+    /// Visits a child module under `name`.
+    pub fn module(&mut self, name: &str, m: &(impl Module + ?Sized)) {
+        let saved = std::mem::replace(&mut self.prefix, String::new());
+        self.prefix = if saved.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{saved}.{name}")
+        };
+        m.visit(self);
+        self.prefix = saved;
+    }
+}
+
+/// A piece of a model: it owns parameters, buffers and child modules, like `torch.nn.Module`.
+///
+/// Implement [`visit`](Module::visit) — or `#[derive(Module)]` — and every other method follows.
+///
+/// ```
+/// use tapegrad::prelude::*;
+/// use tapegrad::nn::{self, Module, Forward};
+///
+/// #[derive(Module)]
+/// struct Mlp {
+///     fc1: nn::Linear,
+///     fc2: nn::Linear,
+/// }
+///
+/// impl Forward for Mlp {
+///     fn forward(&self, x: &Tensor) -> Tensor {
+///         self.fc2.forward(&self.fc1.forward(x).tanh())
+///     }
+/// }
+///
+/// let net = Mlp { fc1: nn::Linear::new(4, 8), fc2: nn::Linear::new(8, 2) };
+/// let names: Vec<String> = net.named_parameters().into_iter().map(|(n, _)| n).collect();
+/// assert_eq!(names, ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]);
+/// assert_eq!(net.forward(&Tensor::randn(&[3, 4])).shape(), &[3, 2]);
+/// ```
+pub trait Module {
+    /// Shows every parameter, buffer, flag and child module to `v`.
+    fn visit(&self, v: &mut Visitor);
+
+    /// Parameters with their dotted names, in declaration order.
+    fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        self.visit(&mut Visitor::new(&mut |n, item| {
+            if let Item::Param(t) = item {
+                out.push((n.to_owned(), t.clone()));
+            }
+        }));
+        out
+    }
+
+    /// Parameters, in declaration order (handles on the module's own tensors).
+    fn parameters(&self) -> Vec<Tensor> {
+        self.named_parameters()
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect()
+    }
+
+    /// Buffers with their dotted names.
+    fn named_buffers(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        self.visit(&mut Visitor::new(&mut |n, item| {
+            if let Item::Buffer(t) = item {
+                out.push((n.to_owned(), t.clone()));
+            }
+        }));
+        out
+    }
+
+    /// Parameters and buffers by name, like `model.state_dict()`.
+    fn state_dict(&self) -> BTreeMap<String, Tensor> {
+        let mut out = BTreeMap::new();
+        self.visit(&mut Visitor::new(&mut |n, item| match item {
+            Item::Param(t) | Item::Buffer(t) => {
+                out.insert(n.to_owned(), t.detach());
+            }
+            Item::Flag(_) => {}
+        }));
+        out
+    }
+
+    /// The total number of parameter elements.
+    fn num_parameters(&self) -> usize {
+        self.parameters().iter().map(Tensor::numel).sum()
+    }
+
+    /// Sets training mode on this module and all children (`model.train()` / `model.train(false)`).
+    fn train(&self, mode: bool) {
+        self.visit(&mut Visitor::new(&mut |_, item| {
+            if let Item::Flag(f) = item {
+                f.set(mode)
+            }
+        }));
+    }
+
+    /// Evaluation mode, like `model.eval()`.
+    fn eval(&self) {
+        self.train(false)
+    }
+
+    /// Whether any part of the module is in training mode (true for modules without a flag).
+    fn is_training(&self) -> bool {
+        let mut any = None;
+        self.visit(&mut Visitor::new(&mut |_, item| {
+            if let Item::Flag(f) = item {
+                *any.get_or_insert(false) |= f.get();
+            }
+        }));
+        any.unwrap_or(true)
+    }
+
+    /// Clears the gradients of all parameters, like `model.zero_grad()`.
+    fn zero_grad(&self) {
+        for p in self.parameters() {
+            p.zero_grad();
+        }
+    }
+}
+
+/// Computing a module's output from one input, like `module(x)` in PyTorch.
+pub trait Forward {
+    /// The output for input `x`.
+    fn forward(&self, x: &Tensor) -> Tensor;
+}
+
+/// A module with a one-tensor forward: what [`Sequential`](super::Sequential) holds.
+pub trait Layer: Module + Forward + Send + Sync {}
+impl<T: Module + Forward + Send + Sync> Layer for T {}
+
+impl<M: Module> Module for Vec<M> {
+    /// Items of a `Vec` of modules are named by index (`blocks.0.weight`), like `nn.ModuleList`.
+    fn visit(&self, v: &mut Visitor) {
+        for (i, m) in self.iter().enumerate() {
+            v.module(&i.to_string(), m);
+        }
+    }
+}
+
+impl<M: Module> Module for Option<M> {
+    fn visit(&self, v: &mut Visitor) {
+        if let Some(m) = self {
+            m.visit(v);
+        }
+    }
+}
+
+impl<M: Module + ?Sized> Module for Box<M> {
+    fn visit(&self, v: &mut Visitor) {
+        (**self).visit(v);
+    }
+}
