@@ -120,6 +120,21 @@ fn backward_twice_on_the_same_output_panics() {
 }
 
 #[test]
+fn a_second_backward_panics_even_through_ops_that_saved_nothing() {
+    // Unlike PyTorch, where `y = x.sum(); y.backward(); y.backward()` works because SumBackward
+    // saves no tensor: here every walked entry is marked freed.
+    let x = Tensor::ones(&[3]).requires_grad();
+    let y = x.sum();
+    assert_eq!(tape::entry_of(&y).unwrap().saved_bytes(), 0);
+    y.backward();
+    let msg = panic_message(|| y.backward());
+    assert!(
+        msg.contains("second time") && msg.contains("'sum'"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn retain_graph_keeps_the_graph_for_a_second_backward() {
     // y = Σ eˣ, dy/dx = eˣ; two backwards accumulate 2eˣ
     let x = Tensor::from_vec_f64(vec![0.0, 1.0], &[2]).requires_grad();
