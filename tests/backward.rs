@@ -317,6 +317,17 @@ fn no_grad_is_thread_local() {
 }
 
 #[test]
+fn backward_works_inside_no_grad_on_a_graph_recorded_before() {
+    // As in PyTorch: no_grad stops recording, not differentiating what was recorded.
+    let x = f64s(&[1.0, 2.0]).requires_grad();
+    let y = (&x * &x).sum();
+    let _g = no_grad();
+    y.backward();
+    assert_eq!(x.grad().unwrap().to_vec::<f64>(), vec![2.0, 4.0]);
+    assert!(!is_grad_enabled(), "backward restores the mode it found");
+}
+
+#[test]
 fn grad_mode_is_restored_when_a_panic_unwinds_through_the_guard() {
     let r = std::panic::catch_unwind(|| {
         let _g = no_grad();

@@ -252,3 +252,30 @@ fn backward_with_create_graph_ties_the_gradient_to_its_leaf_until_zero_grad() {
     x.zero_grad();
     assert_eq!(tape::len(), base);
 }
+
+#[test]
+fn a_gradient_penalty_training_loop_keeps_the_tape_bounded() {
+    // WGAN-GP style: loss = f(x) + λ‖∇ₓ f(x)‖², stepped 1,000 times.
+    let mut g = Generator::new(9);
+    let x = Tensor::randn_with(&[8, 3], &mut g).double();
+    let w = Tensor::randn_with(&[3, 1], &mut g).double().requires_grad();
+    let mut after_first = None;
+    for i in 0..1_000 {
+        let xi = x.detach().requires_grad();
+        let f = xi.matmul(&w).tanh().sum();
+        let gx = grad(&[&f], &[&xi], true).remove(0);
+        let loss = &f + &(gx.square().sum() * 0.1);
+        loss.backward();
+        drop((xi, f, gx, loss));
+        {
+            let _g = no_grad();
+            w.assign(&(&w - &(w.grad().unwrap() * 0.01)));
+        }
+        w.zero_grad();
+        let now = (tape::len(), tape::saved_bytes());
+        match after_first {
+            None => after_first = Some(now),
+            Some(first) => assert_eq!(now, first, "iteration {i}: the tape grew"),
+        }
+    }
+}
