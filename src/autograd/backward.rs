@@ -270,6 +270,7 @@ fn run(
                 tape::NodeRef { tape: my_tape, id },
                 opts.create_graph,
             );
+            let _running = super::mode::enter_backward(entry.op, entry.location);
             (state.f)(&ctx, &g)
         };
         drop(g);

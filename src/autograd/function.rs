@@ -109,11 +109,16 @@ impl<'a> Op<'a> {
         F: Fn(&Ctx, &Tensor) -> Vec<Option<Tensor>> + 'static,
     {
         if is_anomaly_enabled() {
-            check_finite(&out, || {
-                format!(
+            check_finite(&out, || match super::mode::in_backward() {
+                Some((op, loc)) => format!(
+                    "detect_anomaly: the backward of '{op}' (called at {loc}) produced NaN or \
+                     infinity (in its '{}' step)",
+                    self.name
+                ),
+                None => format!(
                     "detect_anomaly: op '{}' called at {} produced NaN or infinity in its output",
                     self.name, self.location
-                )
+                ),
             });
         }
         if !self.record {

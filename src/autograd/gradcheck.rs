@@ -37,6 +37,10 @@ impl Default for GradcheckOptions {
 /// gradcheck(|x| x[0].tanh() * &x[0], &[x]).unwrap();
 /// ```
 ///
+/// `f` is evaluated under [`no_grad`](crate::autograd::no_grad) for the finite differences; a
+/// function that itself calls [`grad`](crate::autograd::grad) must open an
+/// [`enable_grad`](crate::autograd::enable_grad) region.
+///
 /// # Errors
 /// A message naming the input, the element, and both values when they differ beyond
 /// `atol + rtol · |numeric|`.

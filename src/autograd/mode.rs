@@ -2,10 +2,31 @@
 
 use std::cell::Cell;
 use std::marker::PhantomData;
+use std::panic::Location;
 
 thread_local! {
     static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
     static ANOMALY: Cell<bool> = const { Cell::new(false) };
+    /// The tape entry whose backward rule is running (op name and the user's call site), so that
+    /// anomalies found inside a rule name the op being differentiated.
+    static IN_BACKWARD: Cell<Option<(&'static str, &'static Location<'static>)>> =
+        const { Cell::new(None) };
+}
+
+/// Marks the backward rule of `op` (called at `loc`) as running until the guard drops.
+pub(crate) fn enter_backward(op: &'static str, loc: &'static Location<'static>) -> impl Drop {
+    struct Restore(Option<(&'static str, &'static Location<'static>)>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            IN_BACKWARD.with(|c| c.set(self.0));
+        }
+    }
+    Restore(IN_BACKWARD.with(|c| c.replace(Some((op, loc)))))
+}
+
+/// The entry whose backward rule is running, if any.
+pub(crate) fn in_backward() -> Option<(&'static str, &'static Location<'static>)> {
+    IN_BACKWARD.with(|c| c.get())
 }
 
 /// Restores the previous grad mode when dropped. Made by [`no_grad`], [`enable_grad`] and

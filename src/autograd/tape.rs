@@ -181,6 +181,20 @@ static NEXT_TAPE: AtomicU64 = AtomicU64::new(1);
 /// Releases of entries whose last handle was dropped on another thread, applied by the owner.
 static FOREIGN_RELEASES: Mutex<Vec<NodeRef>> = Mutex::new(Vec::new());
 static FOREIGN_COUNT: AtomicUsize = AtomicUsize::new(0);
+/// Tapes whose thread has exited: releases for them are dropped, not queued.
+static DEAD_TAPES: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+
+impl Drop for Tape {
+    fn drop(&mut self) {
+        DEAD_TAPES
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(self.id);
+        let mut q = FOREIGN_RELEASES.lock().unwrap_or_else(|e| e.into_inner());
+        q.retain(|n| n.tape != self.id);
+        FOREIGN_COUNT.store(q.len(), Ordering::Release);
+    }
+}
 
 thread_local! {
     static TAPE: RefCell<Tape> = RefCell::new(Tape {
@@ -358,12 +372,22 @@ pub(crate) fn release(n: NodeRef) {
         })
         .unwrap_or(true); // the thread is exiting: its tape goes with it
     if !on_this_thread {
-        FOREIGN_RELEASES
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(n);
-        FOREIGN_COUNT.fetch_add(1, Ordering::Release);
+        queue_foreign(n);
     }
+}
+
+/// Queues the release of an entry of another thread's tape, unless that thread has exited.
+fn queue_foreign(n: NodeRef) {
+    if DEAD_TAPES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(&n.tape)
+    {
+        return;
+    }
+    let mut q = FOREIGN_RELEASES.lock().unwrap_or_else(|e| e.into_inner());
+    q.push(n);
+    FOREIGN_COUNT.store(q.len(), Ordering::Release);
 }
 
 fn release_locked(t: &mut Tape, mut work: Vec<u64>) -> Vec<Rc<Entry>> {
@@ -397,11 +421,7 @@ fn drain_pending() {
         if n.tape == my {
             work.push(n.id);
         } else {
-            FOREIGN_RELEASES
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(n);
-            FOREIGN_COUNT.fetch_add(1, Ordering::Release);
+            queue_foreign(n);
         }
     }
     if FOREIGN_COUNT.load(Ordering::Acquire) > 0 {

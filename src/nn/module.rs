@@ -83,7 +83,7 @@ impl<'a> Visitor<'a> {
 
     /// Visits a child module under `name`.
     pub fn module(&mut self, name: &str, m: &(impl Module + ?Sized)) {
-        let saved = std::mem::replace(&mut self.prefix, String::new());
+        let saved = std::mem::take(&mut self.prefix);
         self.prefix = if saved.is_empty() {
             name.to_owned()
         } else {

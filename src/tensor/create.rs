@@ -75,7 +75,7 @@ impl Tensor {
         match ArrayD::from_shape_vec(IxDyn(shape), data) {
             Ok(a) => Ok(Tensor::from_data(T::wrap(a.into_shared()))),
             Err(_) => Err(crate::Error::Shape(format!(
-                "from_vec: {n} values cannot be shaped as {shape:?} ({} elements)",
+                "from_values: {n} values cannot be shaped as {shape:?} ({} elements)",
                 shape.iter().product::<usize>()
             ))),
         }

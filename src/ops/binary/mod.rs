@@ -3,8 +3,8 @@
 //! shape — and `binary` does the rest: shape and dtype checks, the broadcast (parallel) zip,
 //! recording, and reducing each gradient back to its input's shape.
 //!
-//! The `+ - * /` operators for owned and borrowed tensors and for `f32` / `f64` scalars on either
-//! side are defined here too.
+//! The `+ - * /` operators for owned and borrowed tensors and for `f64` scalars on either side are
+//! defined here too (one scalar type, so that literals like `x * 2.0` need no suffix).
 
 mod arith;
 mod compare;
