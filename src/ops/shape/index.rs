@@ -515,8 +515,10 @@ mod tests {
     }
 
     #[test]
+    // the message ends with the caller's location (this file), through the #[track_caller] chain
     #[should_panic(
-        expected = "gather: index 3 is out of bounds for dim 1 with size 3 (tensor shape [2, 3])"
+        expected = "gather: index 3 is out of bounds for dim 1 with size 3 (tensor shape [2, 3]), \
+                    at src/ops/shape/index.rs"
     )]
     fn gather_out_of_range_names_index_and_size() {
         let _ = Tensor::zeros(&[2, 3]).gather(1, &long(vec![0, 3], &[2, 1]));
@@ -558,6 +560,13 @@ mod tests {
             &long(vec![0, 1, 1], &[3]),
             &Tensor::zeros(&[2, 2]),
         );
+    }
+
+    #[test]
+    #[should_panic(expected = "scatter_add: expected float or int64 tensors, got bool")]
+    fn scatter_add_of_bools_is_an_error() {
+        let b = Tensor::from_values(vec![true, false], &[2]);
+        let _ = b.scatter_add(0, &long(vec![1], &[1]), &b.narrow(0, 0, 1));
     }
 
     #[test]

@@ -501,6 +501,11 @@ mod tests {
         assert_eq!(y.to_vec::<f32>(), vec![0.0, 1.0, 3.0, 4.0]);
         assert_eq!(z.to_vec::<f32>(), vec![3.0, 4.0, 5.0]);
         assert_eq!(x.to_vec::<f32>(), vec![0.0; 6]);
+        // writing through a handle on the shared buffer copies it first: the view is untouched
+        let mut a = y.to_ndarray::<f32>();
+        a[[0, 0]] = 100.0;
+        assert_eq!(y.to_vec::<f32>(), vec![0.0, 1.0, 3.0, 4.0]);
+        assert_eq!(a[[0, 0]], 100.0);
     }
 
     #[test]
