@@ -1,4 +1,5 @@
-//! reshape / view, expand, permute / transpose / t, squeeze / unsqueeze, contiguous, to_dtype.
+//! reshape / view / flatten / unflatten, expand, permute / transpose / t, squeeze / unsqueeze,
+//! contiguous, to_dtype.
 
 use ndarray::Dimension as _;
 use std::panic::Location;
@@ -65,6 +66,72 @@ impl Tensor {
                 Location::caller()
             );
         }
+        self.reshape(shape)
+    }
+
+    /// Merges dims `start_dim..=end_dim` into one, like `torch.flatten(x, start_dim, end_dim)`.
+    /// Shares the storage when the tensor is contiguous (as [`reshape`](Tensor::reshape)). A 0-d
+    /// tensor becomes 1-d.
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// let x = Tensor::zeros(&[2, 3, 4, 5]);
+    /// assert_eq!(x.flatten(1, 2).shape(), &[2, 12, 5]);
+    /// assert_eq!(x.flatten(1, -1).shape(), &[2, 60]);
+    /// ```
+    ///
+    /// # Panics
+    /// If a dim is out of range or `start_dim` comes after `end_dim`.
+    #[track_caller]
+    pub fn flatten(&self, start_dim: isize, end_dim: isize) -> Tensor {
+        let n = self.ndim();
+        // a 0-d tensor takes dims like a 1-d one (0 and -1), as in PyTorch
+        let (s, e) = (
+            norm_dim("flatten", start_dim, n.max(1)),
+            norm_dim("flatten", end_dim, n.max(1)),
+        );
+        if s > e {
+            panic!(
+                "flatten: start_dim ({start_dim}) cannot come after end_dim ({end_dim}) for a \
+                 tensor of shape {:?}, at {}",
+                self.shape(),
+                Location::caller()
+            );
+        }
+        if n == 0 {
+            return self.reshape([1]);
+        }
+        let me = self.shape();
+        let mut shape = me[..s].to_vec();
+        shape.push(me[s..=e].iter().product());
+        shape.extend_from_slice(&me[e + 1..]);
+        self.reshape(shape)
+    }
+
+    /// All dims merged into one, like `x.flatten()`.
+    #[track_caller]
+    pub fn flatten_all(&self) -> Tensor {
+        self.flatten(0, -1)
+    }
+
+    /// Splits dim `dim` into `sizes` (one may be `-1`), like `x.unflatten(dim, sizes)`: the
+    /// inverse of [`flatten`](Tensor::flatten).
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// assert_eq!(Tensor::zeros(&[2, 12]).unflatten(-1, [3, -1]).shape(), &[2, 3, 4]);
+    /// ```
+    ///
+    /// # Panics
+    /// If `dim` is out of range or the sizes do not multiply to the size of the dim.
+    #[track_caller]
+    pub fn unflatten(&self, dim: isize, sizes: impl ShapeArg) -> Tensor {
+        let d = super::dim_of("unflatten", dim, self.shape());
+        let me = self.shape();
+        let inner = infer_shape("unflatten", &sizes.to_isizes(), me[d], &me[d..=d]);
+        let mut shape = me[..d].to_vec();
+        shape.extend(inner);
+        shape.extend_from_slice(&me[d + 1..]);
         self.reshape(shape)
     }
 
@@ -349,6 +416,43 @@ mod tests {
         let y = x.double().powf(2.0).sum();
         y.backward();
         assert_eq!(x.grad().unwrap().to_vec::<f32>(), vec![2.0, 4.0]);
+    }
+
+    #[test]
+    fn flatten_merges_a_range_of_dims() {
+        let x = Tensor::zeros(&[2, 3, 4, 5]);
+        assert_eq!(x.flatten(0, 1).shape(), &[6, 4, 5]);
+        assert_eq!(x.flatten(-2, -1).shape(), &[2, 3, 20]);
+        assert_eq!(x.flatten(2, 2).shape(), &[2, 3, 4, 5]);
+        assert_eq!(x.flatten_all().shape(), &[120]);
+        assert_eq!(Tensor::scalar(3.0).flatten_all().shape(), &[1]);
+        // a transposed input flattens in logical order: xᵀ = [[1, 3], [2, 4]]
+        let y = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2]).t();
+        assert_eq!(y.flatten_all().to_vec::<f32>(), vec![1.0, 3.0, 2.0, 4.0]);
+        assert_eq!(x.flatten(1, 2).unflatten(1, [3, -1]).shape(), x.shape());
+    }
+
+    #[test]
+    fn flatten_gradcheck() {
+        for x in [randn64(&[2, 3, 4], 5), randn64_t(&[2, 3, 4], 6)] {
+            gradcheck(|x| x[0].flatten(1, -1), std::slice::from_ref(&x)).unwrap();
+            gradcheck(|x| x[0].flatten_all(), std::slice::from_ref(&x)).unwrap();
+            gradcheck(|x| x[0].unflatten(-1, [2, 2]), std::slice::from_ref(&x)).unwrap();
+        }
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "flatten: start_dim (2) cannot come after end_dim (1) for a tensor of shape [2, 3, 4]"
+    )]
+    fn flatten_with_reversed_dims_is_an_error() {
+        let _ = Tensor::zeros(&[2, 3, 4]).flatten(2, 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "unflatten: shape [4, -1] is invalid for input of size 6")]
+    fn unflatten_to_wrong_sizes_is_an_error() {
+        let _ = Tensor::zeros(&[2, 6]).unflatten(1, [4, -1]);
     }
 
     #[test]
