@@ -232,12 +232,19 @@ case("squeeze", "x.squeeze()", X("randn", 3, 1, 4, 1))
 case("squeeze_dim", "x.squeeze(1)", X("randn", 3, 1, 4))
 case("unsqueeze", "x.unsqueeze(-1)", X("randn", 3, 4))
 
-# ----- non-contiguous inputs: x is stored [4, 3] and used transposed ----------------------------
+# ----- non-contiguous inputs: x is stored transposed ([4, 3]) or permuted, or is expanded -------
 case("noncontig_exp", "torch.exp(x.t())", X("randn", 4, 3))
 case("noncontig_add", "x.t() + b", lambda g: {"x": g.randn(4, 3), "b": g.randn(4)})
 case("noncontig_sum_dim", "x.t().sum(dim=1)", X("randn", 4, 3))
 case("noncontig_matmul", "torch.matmul(x.t(), b)", lambda g: {"x": g.randn(4, 3), "b": g.randn(4, 2)})
 case("noncontig_reshape", "x.t().reshape(-1)", X("randn", 4, 3))
+case("noncontig_mul_both", "x.t() * y.t()", lambda g: {"x": g.randn(4, 3), "y": g.randn(4, 3)})
+case("noncontig_where", "torch.where(cond, x.t(), b)",
+     lambda g: {"cond": g.mask(3, 4), "x": g.randn(4, 3), "b": g.randn(3, 1)})
+case("noncontig_mean_permuted", "x.permute(2, 0, 1).mean(dim=1)", X("randn", 2, 3, 4))
+case("noncontig_matmul_batched", "torch.matmul(x.transpose(1, 2), b)",
+     lambda g: {"x": g.randn(2, 4, 3), "b": g.randn(4, 2)})
+case("noncontig_expanded_mul", "x.expand(3, 4) * b", lambda g: {"x": g.randn(3, 1), "b": g.randn(3, 4)})
 case("noncontig_softmax", "torch.softmax(x.t(), dim=-1)", X("randn", 4, 3))
 case("noncontig_cat", "torch.cat([x.t(), b], dim=0)", lambda g: {"x": g.randn(4, 3), "b": g.randn(2, 4)})
 

@@ -151,12 +151,17 @@ fn cases() -> Vec<(&'static str, Forward)> {
         "squeeze" => |t| t["x"].squeeze(),
         "squeeze_dim" => |t| t["x"].squeeze_dim(1),
         "unsqueeze" => |t| t["x"].unsqueeze(-1),
-        // ----- non-contiguous inputs (x stored [4, 3], used transposed)
+        // ----- non-contiguous inputs (x stored transposed, permuted, or expanded)
         "noncontig_exp" => |t| t["x"].t().exp(),
         "noncontig_add" => |t| &t["x"].t() + &t["b"],
         "noncontig_sum_dim" => |t| t["x"].t().sum_dim(1, false),
         "noncontig_matmul" => |t| t["x"].t().matmul(&t["b"]),
         "noncontig_reshape" => |t| t["x"].t().reshape([-1]),
+        "noncontig_mul_both" => |t| &t["x"].t() * &t["y"].t(),
+        "noncontig_where" => |t| t["x"].t().where_(&t["cond"], &t["b"]),
+        "noncontig_mean_permuted" => |t| t["x"].permute([2, 0, 1]).mean_dim(1, false),
+        "noncontig_matmul_batched" => |t| t["x"].transpose(1, 2).matmul(&t["b"]),
+        "noncontig_expanded_mul" => |t| &t["x"].expand([3, 4]) * &t["b"],
     }
 }
 
@@ -510,6 +515,37 @@ fn every_mapped_or_pending_case_has_a_fixture() {
         unique.len(),
         names.len(),
         "a case is mapped twice in cases()"
+    );
+}
+
+#[test]
+fn fixture_tensors_are_exactly_those_the_case_list_names() {
+    // Catches an ops.json and ops.safetensors that come from different runs of the generator.
+    let fx = load();
+    let mut expected = HashSet::new();
+    for c in &fx.cases {
+        for s in &c.inputs {
+            expected.insert(format!("{}/in/{}", c.name, s.name));
+            if s.grad {
+                expected.insert(format!("{}/grad/{}", c.name, s.name));
+            }
+        }
+        for s in &c.outputs {
+            expected.insert(format!("{}/out/{}", c.name, s.name));
+            if s.grad {
+                expected.insert(format!("{}/seed/{}", c.name, s.name));
+            }
+        }
+    }
+    let st = fx.tensors();
+    let stored: HashSet<String> = st.names().into_iter().map(str::to_owned).collect();
+    let mut missing: Vec<_> = expected.difference(&stored).collect();
+    let mut extra: Vec<_> = stored.difference(&expected).collect();
+    missing.sort();
+    extra.sort();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "ops.safetensors lacks {missing:?} and has unlisted {extra:?}; regenerate both files"
     );
 }
 
