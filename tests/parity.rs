@@ -166,8 +166,8 @@ fn cases() -> Vec<(&'static str, Forward)> {
 }
 
 /// Cases whose op is not in tapegrad yet (being added on other branches). Each comment is the
-/// intended entry for [`cases`]: move it there once the op is merged. The names in the comments
-/// follow PyTorch and may need adjusting to the merged API.
+/// intended entry for [`cases`]: move it there once the op is merged. The calls follow the
+/// signatures on the other helpers' branches as of writing; adjust if the merged API differs.
 const PENDING: &[&str] = &[
     "sigmoid",                // t["x"].sigmoid()
     "relu",                   // t["x"].relu()
@@ -176,13 +176,13 @@ const PENDING: &[&str] = &[
     "gelu_tanh",              // t["x"].gelu_tanh()
     "silu",                   // t["x"].silu()
     "softplus",               // t["x"].softplus()
-    "var_all",                // t["x"].var(true)                       (unbiased)
-    "var_dim_unbiased",       // t["x"].var_dim(1, true, false)         (dims, unbiased, keepdim)
+    "var_all",                // t["x"].var(true)
+    "var_dim_unbiased",       // t["x"].var_dim(1, true, false)
     "var_dim_biased_keepdim", // t["x"].var_dim(0, false, true)
     "std_all",                // t["x"].std(true)
     "std_dim_unbiased",       // t["x"].std_dim(1, true, false)
     "std_dim_biased",         // t["x"].std_dim(-1, false, false)
-    "max_dim",                // t["x"].max_dim(1, false)               -> (values, indices)
+    "max_dim",                // t["x"].max_dim(1, false)
     "max_dim_keepdim",        // t["x"].max_dim(0, true)
     "min_dim",                // t["x"].min_dim(-1, false)
     "max_all",                // t["x"].max()
@@ -197,26 +197,26 @@ const PENDING: &[&str] = &[
     "softmax",                // t["x"].softmax(-1)
     "softmax_dim0",           // t["x"].softmax(0)
     "log_softmax",            // t["x"].log_softmax(1)
-    "norm_p2_all",            // t["x"].norm(2.0)
-    "norm_p1_dim",            // t["x"].norm_dim(1.0, 1, false)         (p, dims, keepdim)
+    "norm_p2_all",            // t["x"].norm()
+    "norm_p1_dim",            // t["x"].norm_dim(1.0, 1, false)
     "norm_p2_dim_keepdim",    // t["x"].norm_dim(2.0, 0, true)
     "narrow",                 // t["x"].narrow(1, 1, 2)
-    "slice_step",             // t["x"].slice(1, 1, 5, 2)               (dim, start, end, step)
+    "slice_step",             // t["x"].slice(1, Some(1), Some(5), 2)
     "index_select",           // t["x"].index_select(1, &t["idx"])
     "gather",                 // t["x"].gather(1, &t["idx"])
     "scatter_add",            // t["x"].scatter_add(1, &t["idx"], &t["src"])
     "cat_dim0",               // Tensor::cat(&[&t["a"], &t["b"]], 0)
     "cat_dim1",               // Tensor::cat(&[&t["a"], &t["b"]], 1)
     "stack",                  // Tensor::stack(&[&t["a"], &t["b"]], 1)
-    "split",                  // t["x"].split(2, 0)                     -> Vec<Tensor>
-    "chunk",                  // t["x"].chunk(2, 1)                     -> Vec<Tensor>
-    "pad_last", // t["x"].pad(&[1, 2], 0.5)               (torch's last-dim-first order)
-    "pad_two_dims", // t["x"].pad(&[1, 0, 0, 2], 0.0)
-    "repeat",   // t["x"].repeat([2, 1, 2])
-    "flatten",  // t["x"].flatten(0, -1)
-    "flatten_from", // t["x"].flatten(1, -1)
-    "noncontig_softmax", // t["x"].t().softmax(-1)
-    "noncontig_cat", // Tensor::cat(&[&t["x"].t(), &t["b"]], 0)
+    "split",                  // t["x"].split(2, 0)
+    "chunk",                  // t["x"].chunk(2, 1)
+    "pad_last",               // t["x"].pad(&[1, 2], 0.5)
+    "pad_two_dims",           // t["x"].pad(&[1, 0, 0, 2], 0.0)
+    "repeat",                 // t["x"].repeat(&[2, 1, 2])
+    "flatten",                // t["x"].flatten(0, -1)
+    "flatten_from",           // t["x"].flatten(1, -1)
+    "noncontig_softmax",      // t["x"].t().softmax(-1)
+    "noncontig_cat",          // Tensor::cat(&[&t["x"].t(), &t["b"]], 0)
 ];
 
 /// Mapped cases where tapegrad disagrees with PyTorch: (case, what is wrong). Each entry is a
