@@ -162,6 +162,22 @@ fn cases() -> Vec<(&'static str, Forward)> {
         "noncontig_mean_permuted" => |t| t["x"].permute([2, 0, 1]).mean_dim(1, false),
         "noncontig_matmul_batched" => |t| t["x"].transpose(1, 2).matmul(&t["b"]),
         "noncontig_expanded_mul" => |t| &t["x"].expand([3, 4]) * &t["b"],
+        "narrow" => |t| t["x"].narrow(1, 1, 2),
+        "slice_step" => |t| t["x"].slice(1, Some(1), Some(5), 2),
+        "index_select" => |t| t["x"].index_select(1, &t["idx"]),
+        "gather" => |t| t["x"].gather(1, &t["idx"]),
+        "scatter_add" => |t| t["x"].scatter_add(1, &t["idx"], &t["src"]),
+        "cat_dim0" => |t| Tensor::cat(&[&t["a"], &t["b"]], 0),
+        "cat_dim1" => |t| Tensor::cat(&[&t["a"], &t["b"]], 1),
+        "stack" => |t| Tensor::stack(&[&t["a"], &t["b"]], 1),
+        "split" => |t| t["x"].split(2, 0),
+        "chunk" => |t| t["x"].chunk(2, 1),
+        "pad_last" => |t| t["x"].pad(&[1, 2], 0.5),
+        "pad_two_dims" => |t| t["x"].pad(&[1, 0, 0, 2], 0.0),
+        "repeat" => |t| t["x"].repeat(&[2, 1, 2]),
+        "flatten" => |t| t["x"].flatten(0, -1),
+        "flatten_from" => |t| t["x"].flatten(1, -1),
+        "noncontig_cat" => |t| Tensor::cat(&[&t["x"].t(), &t["b"]], 0),
     }
 }
 
@@ -200,23 +216,7 @@ const PENDING: &[&str] = &[
     "norm_p2_all",            // t["x"].norm()
     "norm_p1_dim",            // t["x"].norm_dim(1.0, 1, false)
     "norm_p2_dim_keepdim",    // t["x"].norm_dim(2.0, 0, true)
-    "narrow",                 // t["x"].narrow(1, 1, 2)
-    "slice_step",             // t["x"].slice(1, Some(1), Some(5), 2)
-    "index_select",           // t["x"].index_select(1, &t["idx"])
-    "gather",                 // t["x"].gather(1, &t["idx"])
-    "scatter_add",            // t["x"].scatter_add(1, &t["idx"], &t["src"])
-    "cat_dim0",               // Tensor::cat(&[&t["a"], &t["b"]], 0)
-    "cat_dim1",               // Tensor::cat(&[&t["a"], &t["b"]], 1)
-    "stack",                  // Tensor::stack(&[&t["a"], &t["b"]], 1)
-    "split",                  // t["x"].split(2, 0)
-    "chunk",                  // t["x"].chunk(2, 1)
-    "pad_last",               // t["x"].pad(&[1, 2], 0.5)
-    "pad_two_dims",           // t["x"].pad(&[1, 0, 0, 2], 0.0)
-    "repeat",                 // t["x"].repeat(&[2, 1, 2])
-    "flatten",                // t["x"].flatten(0, -1)
-    "flatten_from",           // t["x"].flatten(1, -1)
     "noncontig_softmax",      // t["x"].t().softmax(-1)
-    "noncontig_cat",          // Tensor::cat(&[&t["x"].t(), &t["b"]], 0)
 ];
 
 /// Mapped cases where tapegrad disagrees with PyTorch: (case, what is wrong). Each entry is a

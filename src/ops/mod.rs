@@ -16,4 +16,5 @@ pub mod binary;
 mod linalg;
 mod reduce;
 mod shape;
+pub use shape::SliceArg;
 pub mod unary;

@@ -109,9 +109,10 @@ pub(crate) fn norm_dim(op: &str, dim: isize, ndim: usize) -> usize {
 
 /// Resolves a possibly negative `dim`, or `None` when out of range.
 pub(crate) fn try_norm_dim(dim: isize, ndim: usize) -> Option<usize> {
-    let n = ndim as isize;
+    // a 0-d tensor accepts dims -1 and 0, as in PyTorch
+    let n = (ndim as isize).max(1);
     let d = if dim < 0 { dim + n } else { dim };
-    if d < 0 || d >= n.max(1) || (ndim == 0 && d != 0) {
+    if d < 0 || d >= n {
         None
     } else {
         Some(d as usize)

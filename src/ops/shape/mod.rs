@@ -21,7 +21,6 @@ use std::panic::Location;
 use crate::tensor::args::norm_dim;
 
 // The argument type of `Tensor::index`, for `ops` (or the prelude) to re-export publicly.
-#[allow(unused_imports)]
 pub use slice::SliceArg;
 
 /// Resolves `dim` for an op that needs at least one dimension.
