@@ -2,9 +2,11 @@
 //! autograd state (`requires_grad`, `.grad`, the tape entry that produced it).
 
 pub mod args;
+mod compare;
 pub mod create;
 pub mod data;
 mod display;
+mod inplace;
 mod interop;
 pub mod random;
 

@@ -1,1 +1,678 @@
 //! Activations: sigmoid, relu, leaky_relu, gelu (exact and tanh), silu, softplus.
+//!
+//! The exact GELU needs the error function, which Rust's `std` lacks; [`erf`] here computes it to
+//! about 1e-15 relative error (a series for |x| < 2, a continued fraction for erfc beyond).
+//! Both GELUs record their derivative as an op of its own (`gelu_backward`), one fused pass, whose
+//! own derivative is written with tensor ops, so gradients of any order work.
+
+use std::f64::consts::{FRAC_1_SQRT_2, FRAC_2_SQRT_PI, PI};
+
+use crate::autograd::tape::Attr;
+use crate::tensor::{Element, Float, Tensor};
+
+use super::{unary, Needs, Unary};
+
+/// `1 / √(2π)`, the peak of the standard normal density.
+const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
+/// `√(2/π)`, the scale inside the tanh approximation of GELU.
+const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+/// The cubic coefficient of the tanh approximation of GELU.
+const GELU_TANH_C: f64 = 0.044_715;
+
+// ----- the error function ----------------------------------------------------------------------
+
+/// `e^(-x²)` to full relative precision: `x²` is split into its rounded value and the rounding
+/// error (by a fused multiply-add), since `e^(-x²)` amplifies an error δ in `x²` to a relative
+/// error δ, which for x ≈ 5 would be 25 ulp.
+fn exp_neg_square(x: f64) -> f64 {
+    let hi = x * x;
+    let lo = x.mul_add(x, -hi);
+    (-hi).exp() * (1.0 - lo)
+}
+
+/// `erfc(z)` for `z >= 2`, to full relative precision, by the continued fraction
+/// `erfc z = e^(-z²)/√π · 1/(z + (1/2)/(z + 1/(z + (3/2)/(z + …))))`, evaluated bottom-up.
+/// The number of terms needed falls like `1/z²`; `8 + 240/z²` keeps the error below 1e-15 on
+/// `[2, 27]` (beyond, the result underflows to 0).
+fn erfc_large(z: f64) -> f64 {
+    debug_assert!(z >= 2.0);
+    let terms = 8 + (240.0 / (z * z)) as usize;
+    let mut f = z;
+    for n in (1..=terms).rev() {
+        f = z + (n as f64 * 0.5) / f;
+    }
+    exp_neg_square(z) / (PI.sqrt() * f)
+}
+
+/// The error function `erf x = 2/√π ∫₀ˣ e^(-t²) dt` (like `torch.erf`), to about 1e-15 relative
+/// error in f64.
+///
+/// For |x| < 2 it sums `erf x = 2/√π · e^(-x²) · Σₙ 2ⁿ x^(2n+1) / (1·3·…·(2n+1))`, whose terms
+/// all share the sign of x (no cancellation; at most 32 terms); beyond, `1 - erfc |x|` with the
+/// continued fraction of [`erfc_large`]. Returns ±1 for |x| ≥ 6 (erfc 6 ≈ 2e-17) and NaN for NaN.
+pub(crate) fn erf(x: f64) -> f64 {
+    if x.is_nan() {
+        return x;
+    }
+    let a = x.abs();
+    if a >= 6.0 {
+        return x.signum();
+    }
+    if a >= 2.0 {
+        return x.signum() * (1.0 - erfc_large(a));
+    }
+    let two_x2 = 2.0 * x * x;
+    let (mut term, mut sum, mut k) = (x, x, 3.0);
+    while term.abs() > 1e-17 * sum.abs() {
+        term *= two_x2 / k;
+        sum += term;
+        k += 2.0;
+    }
+    FRAC_2_SQRT_PI * exp_neg_square(x) * sum
+}
+
+/// The standard normal CDF `Φ(x) = (1 + erf(x/√2)) / 2`. Far in the left tail it is computed as
+/// `erfc(-x/√2) / 2`, which keeps its relative precision instead of cancelling to 0.
+fn normal_cdf(x: f64) -> f64 {
+    let z = -x * FRAC_1_SQRT_2;
+    if z >= 2.0 {
+        0.5 * erfc_large(z)
+    } else {
+        0.5 * (1.0 + erf(x * FRAC_1_SQRT_2))
+    }
+}
+
+/// The standard normal density `φ(x) = e^(-x²/2) / √(2π)`.
+fn normal_pdf(x: f64) -> f64 {
+    FRAC_1_SQRT_2PI * (-0.5 * x * x).exp()
+}
+
+/// `φ(x)` with tensor ops (differentiable).
+fn normal_pdf_t(x: &Tensor) -> Tensor {
+    (x * x * -0.5).exp() * FRAC_1_SQRT_2PI
+}
+
+/// The logistic sigmoid of one value, without overflow for large |x|.
+fn sigmoid<F: Float>(x: F) -> F {
+    if x >= F::zero() {
+        (F::one() + (-x).exp()).recip()
+    } else {
+        let e = x.exp();
+        e / (F::one() + e)
+    }
+}
+
+// ----- ops -------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy)]
+struct Sigmoid;
+impl Unary for Sigmoid {
+    const NAME: &'static str = "sigmoid";
+    const NEEDS: Needs = Needs::Output;
+    fn f<F: Float>(&self, x: F) -> F {
+        sigmoid(x)
+    }
+    // dσ/dx = σ (1 - σ) = y (1 - y)
+    fn df(&self, y: &Tensor, g: &Tensor) -> Tensor {
+        g * (y * (1.0 - y))
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Relu;
+impl Unary for Relu {
+    const NAME: &'static str = "relu";
+    const NEEDS: Needs = Needs::Output;
+    fn f<F: Float>(&self, x: F) -> F {
+        if x > F::zero() || x.is_nan() {
+            x
+        } else {
+            F::zero()
+        }
+    }
+    // d relu/dx = 1 where y > 0, else 0 (0 at x = 0, as in PyTorch)
+    fn df(&self, y: &Tensor, g: &Tensor) -> Tensor {
+        g.masked_fill(&y.le_scalar(0.0), 0.0)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct LeakyRelu(f64);
+impl Unary for LeakyRelu {
+    const NAME: &'static str = "leaky_relu";
+    const NEEDS: Needs = Needs::Input;
+    fn f<F: Float>(&self, x: F) -> F {
+        if x > F::zero() {
+            x
+        } else {
+            x * F::c(self.0)
+        }
+    }
+    // 1 where x > 0, the slope elsewhere (x = 0 included, as in PyTorch)
+    fn df(&self, x: &Tensor, g: &Tensor) -> Tensor {
+        g.where_(&x.gt_scalar(0.0), &(g * self.0))
+    }
+    fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        vec![("negative_slope", Attr::Float(self.0))]
+    }
+}
+
+/// Which GELU: exact `x Φ(x)` or the tanh approximation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Approx {
+    None,
+    Tanh,
+}
+
+impl Approx {
+    fn attrs(self) -> Vec<(&'static str, Attr)> {
+        let s = match self {
+            Approx::None => "none",
+            Approx::Tanh => "tanh",
+        };
+        vec![("approximate", Attr::Str(s.into()))]
+    }
+}
+
+/// `u(x) = √(2/π) (x + c x³)` and `tanh u`, the pieces of the tanh GELU.
+fn tanh_gelu_parts(x: f64) -> (f64, f64) {
+    let du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_TANH_C * x * x);
+    let t = (SQRT_2_OVER_PI * (x + GELU_TANH_C * x * x * x)).tanh();
+    (du, t)
+}
+
+#[derive(Clone, Copy)]
+struct Gelu(Approx);
+impl Unary for Gelu {
+    const NAME: &'static str = "gelu";
+    const NEEDS: Needs = Needs::Input;
+    fn f<F: Float>(&self, x: F) -> F {
+        let v = Element::to_f64(x);
+        F::c(match self.0 {
+            // x Φ(x)
+            Approx::None => v * normal_cdf(v),
+            // x (1 + tanh u) / 2
+            Approx::Tanh => 0.5 * v * (1.0 + tanh_gelu_parts(v).1),
+        })
+    }
+    fn df(&self, x: &Tensor, g: &Tensor) -> Tensor {
+        g * unary(x, GeluGrad(self.0))
+    }
+    fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        self.0.attrs()
+    }
+}
+
+/// The derivative of GELU as an op of its own, so that the first backward pass is one fused map
+/// while its own derivative (written with tensor ops) keeps higher orders exact.
+#[derive(Clone, Copy)]
+struct GeluGrad(Approx);
+impl Unary for GeluGrad {
+    const NAME: &'static str = "gelu_backward";
+    const NEEDS: Needs = Needs::Input;
+    fn f<F: Float>(&self, x: F) -> F {
+        let v = Element::to_f64(x);
+        F::c(match self.0 {
+            // d(x Φ(x))/dx = Φ(x) + x φ(x)
+            Approx::None => normal_cdf(v) + v * normal_pdf(v),
+            // d(x (1 + tanh u)/2)/dx = (1 + t)/2 + x (1 - t²) u' / 2
+            Approx::Tanh => {
+                let (du, t) = tanh_gelu_parts(v);
+                0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * du
+            }
+        })
+    }
+    fn df(&self, x: &Tensor, g: &Tensor) -> Tensor {
+        let x2 = x * x;
+        match self.0 {
+            // d(Φ + x φ)/dx = φ + φ + x φ' = φ (2 - x²), since φ' = -x φ
+            Approx::None => g * normal_pdf_t(x) * (2.0 - &x2),
+            // d²/dx² = (1 - t²) (u' - x t u'² + x u''/2), u' = k (1 + 3c x²), u'' = 6 k c x
+            Approx::Tanh => {
+                let k = SQRT_2_OVER_PI;
+                let t = ((x + &x2 * x * GELU_TANH_C) * k).tanh();
+                let du = (&x2 * (3.0 * GELU_TANH_C) + 1.0) * k;
+                let inner = &du - x * &t * &du * &du + &x2 * (3.0 * k * GELU_TANH_C);
+                g * (1.0 - &t * &t) * inner
+            }
+        }
+    }
+    fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        self.0.attrs()
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Silu;
+impl Unary for Silu {
+    const NAME: &'static str = "silu";
+    const NEEDS: Needs = Needs::Input;
+    fn f<F: Float>(&self, x: F) -> F {
+        x * sigmoid(x)
+    }
+    // d(x σ(x))/dx = σ + x σ (1 - σ) = σ (1 + x (1 - σ))
+    fn df(&self, x: &Tensor, g: &Tensor) -> Tensor {
+        let s = x.sigmoid();
+        g * &s * (x * (1.0 - &s) + 1.0)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Softplus {
+    beta: f64,
+    threshold: f64,
+}
+impl Unary for Softplus {
+    const NAME: &'static str = "softplus";
+    const NEEDS: Needs = Needs::Input;
+    fn f<F: Float>(&self, x: F) -> F {
+        let bx = x * F::c(self.beta);
+        if bx > F::c(self.threshold) {
+            x
+        } else {
+            bx.exp().ln_1p() / F::c(self.beta)
+        }
+    }
+    // d(ln(1 + e^(βx))/β)/dx = σ(βx); 1 where βx > threshold (the linear part)
+    fn df(&self, x: &Tensor, g: &Tensor) -> Tensor {
+        let bx = x * self.beta;
+        let linear = bx.gt_scalar(self.threshold);
+        let one = Tensor::scalar_of(1.0, x.dtype());
+        g * one.where_(&linear, &bx.sigmoid())
+    }
+    fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        vec![
+            ("beta", Attr::Float(self.beta)),
+            ("threshold", Attr::Float(self.threshold)),
+        ]
+    }
+}
+
+impl Tensor {
+    /// The logistic sigmoid `1 / (1 + e^(-x))` elementwise, like `torch.sigmoid`. Its derivative
+    /// is `σ (1 - σ)`.
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// let y = Tensor::from_vec(vec![0.0, 200.0, -200.0], &[3]).sigmoid();
+    /// assert_eq!(y.to_vec::<f32>(), vec![0.5, 1.0, 0.0]);
+    /// ```
+    ///
+    /// # Panics
+    /// If the tensor is not floating point.
+    #[track_caller]
+    pub fn sigmoid(&self) -> Tensor {
+        unary(self, Sigmoid)
+    }
+
+    /// `max(x, 0)` elementwise, like `torch.relu`. The gradient is 1 where `x > 0` and 0
+    /// elsewhere (also at 0); NaN stays NaN.
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// let y = Tensor::from_vec(vec![-1.0, 0.0, 2.0], &[3]).relu();
+    /// assert_eq!(y.to_vec::<f32>(), vec![0.0, 0.0, 2.0]);
+    /// ```
+    ///
+    /// # Panics
+    /// If the tensor is not floating point.
+    #[track_caller]
+    pub fn relu(&self) -> Tensor {
+        unary(self, Relu)
+    }
+
+    /// `x` where `x > 0`, `negative_slope · x` elsewhere, like
+    /// `F.leaky_relu(x, negative_slope)` (PyTorch's default slope is 0.01).
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// let y = Tensor::from_vec(vec![-2.0, 3.0], &[2]).leaky_relu(0.1);
+    /// assert_eq!(y.to_vec::<f32>(), vec![-0.2, 3.0]);
+    /// ```
+    ///
+    /// # Panics
+    /// If the tensor is not floating point.
+    #[track_caller]
+    pub fn leaky_relu(&self, negative_slope: f64) -> Tensor {
+        unary(self, LeakyRelu(negative_slope))
+    }
+
+    /// The Gaussian error linear unit `x Φ(x) = x (1 + erf(x/√2)) / 2` elementwise, exact (with
+    /// the error function), like `F.gelu(x)`. For the tanh approximation used by GPT-2 and BERT
+    /// checkpoints see [`gelu_tanh`](Tensor::gelu_tanh).
+    ///
+    /// The left tail is computed with `erfc`, so `gelu(-10)` is `-7.6e-23` rather than PyTorch's
+    /// `-0.0`.
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// let y = Tensor::from_vec_f64(vec![0.0, 1.0], &[2]).gelu();
+    /// assert!((y.to_vec::<f64>()[1] - 0.8413447460685429).abs() < 1e-15); // Φ(1)
+    /// ```
+    ///
+    /// # Panics
+    /// If the tensor is not floating point.
+    #[track_caller]
+    pub fn gelu(&self) -> Tensor {
+        unary(self, Gelu(Approx::None))
+    }
+
+    /// GELU with the tanh approximation `x (1 + tanh(√(2/π) (x + 0.044715 x³))) / 2`, like
+    /// `F.gelu(x, approximate='tanh')`.
+    ///
+    /// # Panics
+    /// If the tensor is not floating point.
+    #[track_caller]
+    pub fn gelu_tanh(&self) -> Tensor {
+        unary(self, Gelu(Approx::Tanh))
+    }
+
+    /// The sigmoid linear unit (swish) `x σ(x)` elementwise, like `F.silu`.
+    ///
+    /// # Panics
+    /// If the tensor is not floating point.
+    #[track_caller]
+    pub fn silu(&self) -> Tensor {
+        unary(self, Silu)
+    }
+
+    /// `ln(1 + e^x)` elementwise, a smooth ReLU, like `F.softplus(x)` (beta 1, threshold 20:
+    /// where `x > 20` it returns `x`).
+    ///
+    /// # Panics
+    /// If the tensor is not floating point.
+    #[track_caller]
+    pub fn softplus(&self) -> Tensor {
+        self.softplus_with(1.0, 20.0)
+    }
+
+    /// `ln(1 + e^(βx)) / β` elementwise, and `x` where `βx > threshold` (for numerical
+    /// stability), like `F.softplus(x, beta, threshold)`.
+    ///
+    /// # Panics
+    /// If `beta` is 0 or not finite, or the tensor is not floating point.
+    #[track_caller]
+    pub fn softplus_with(&self, beta: f64, threshold: f64) -> Tensor {
+        if beta == 0.0 || !beta.is_finite() {
+            panic!(
+                "softplus: beta must be finite and non-zero, got {beta}, at {}",
+                std::panic::Location::caller()
+            );
+        }
+        unary(self, Softplus { beta, threshold })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::erf;
+    use crate::prelude::*;
+    use crate::testing::{randn64, randn64_t};
+
+    fn assert_all_close(got: &Tensor, want: &[f64], tol: f64) {
+        let got = got.to_vec::<f64>();
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (g - w).abs() <= tol * w.abs().max(1.0),
+                "element {i}: got {g}, want {w}"
+            );
+        }
+    }
+
+    /// `(d/dx, d²/dx²)` of `Σ f(x)` at each of `xs`, by `grad(.., create_graph = true)` twice.
+    fn first_and_second(f: impl Fn(&Tensor) -> Tensor, xs: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        let x = Tensor::from_vec_f64(xs.to_vec(), &[xs.len()]).requires_grad();
+        let dx = grad(&[&f(&x).sum()], &[&x], true).remove(0);
+        let ddx = grad(&[&dx.sum()], &[&x], false).remove(0);
+        (dx.to_vec::<f64>(), ddx.to_vec::<f64>())
+    }
+
+    const XS: [f64; 7] = [-3.0, -1.0, -0.5, 0.0, 0.5, 1.0, 3.0];
+
+    #[test]
+    fn erf_matches_reference_values() {
+        // references from mpmath.erf at 40 digits
+        let cases = [
+            (0.5, 0.5204998778130465),
+            (1.0, 0.8427007929497149),
+            (-2.0, -0.9953222650189527),
+            (3.0, 0.9999779095030014),
+            (1e-3, 0.0011283787909692365),
+            (1.5, 0.9661051464753108),
+            (1.999, 0.9953015566513705),
+            (2.5, 0.999593047982555),
+            (4.2, 0.9999999971445058),
+        ];
+        for (x, want) in cases {
+            let got = erf(x);
+            assert!(
+                ((got - want) / want).abs() < 1e-14,
+                "erf({x}) = {got}, want {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn erf_limits_symmetry_and_nan() {
+        assert_eq!(erf(0.0), 0.0);
+        assert_eq!(erf(7.0), 1.0);
+        assert_eq!(erf(f64::NEG_INFINITY), -1.0);
+        assert!(erf(f64::NAN).is_nan());
+        for x in [0.1, 0.9, 1.7, 2.3, 5.5] {
+            assert_eq!(erf(-x), -erf(x));
+        }
+    }
+
+    #[test]
+    fn activations_gradcheck() {
+        for x in [randn64(&[3, 4], 1), randn64_t(&[3, 4], 2)] {
+            let xs = std::slice::from_ref(&x);
+            gradcheck(|x| x[0].sigmoid(), xs).unwrap();
+            gradcheck(|x| x[0].gelu(), xs).unwrap();
+            gradcheck(|x| x[0].gelu_tanh(), xs).unwrap();
+            gradcheck(|x| x[0].silu(), xs).unwrap();
+            gradcheck(|x| x[0].softplus(), xs).unwrap();
+            // threshold 0.5 puts some elements on the linear side
+            gradcheck(|x| x[0].softplus_with(2.0, 0.5), xs).unwrap();
+            // relu and leaky_relu have a kink at 0, which randn never hits exactly
+            gradcheck(|x| x[0].relu(), xs).unwrap();
+            gradcheck(|x| x[0].leaky_relu(0.1), xs).unwrap();
+        }
+    }
+
+    #[test]
+    fn gradients_of_gradients_gradcheck() {
+        // the backward rules are tensor ops, so their own gradients check out too
+        let x = randn64_t(&[2, 3], 3);
+        let fs: [fn(&Tensor) -> Tensor; 5] = [
+            Tensor::sigmoid,
+            Tensor::gelu,
+            Tensor::gelu_tanh,
+            Tensor::silu,
+            Tensor::softplus,
+        ];
+        for f in fs {
+            gradcheck(
+                move |x| {
+                    // gradcheck's finite differences run under no_grad on plain leaves
+                    let _g = enable_grad();
+                    let xr = if x[0].requires_grad_enabled() {
+                        x[0].clone()
+                    } else {
+                        x[0].detach().requires_grad()
+                    };
+                    grad(&[&f(&xr).sum()], &[&xr], true).remove(0)
+                },
+                std::slice::from_ref(&x),
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn sigmoid_values_and_saturation() {
+        // σ(x) = 1 / (1 + e^-x)
+        let want: Vec<f64> = XS.iter().map(|x| 1.0 / (1.0 + (-x).exp())).collect();
+        let x = Tensor::from_vec_f64(XS.to_vec(), &[7]);
+        assert_all_close(&x.sigmoid(), &want, 1e-15);
+        // no overflow of e^-x for very negative x
+        let big = Tensor::from_vec_f64(vec![-800.0, 800.0], &[2]).sigmoid();
+        assert_eq!(big.to_vec::<f64>(), vec![0.0, 1.0]);
+    }
+
+    #[test]
+    fn sigmoid_second_derivative_matches_analytic() {
+        // σ' = σ (1 - σ), σ'' = σ (1 - σ) (1 - 2σ)
+        let (d1, d2) = first_and_second(Tensor::sigmoid, &XS);
+        for (i, x) in XS.iter().enumerate() {
+            let s = 1.0 / (1.0 + (-x).exp());
+            assert!((d1[i] - s * (1.0 - s)).abs() < 1e-14);
+            assert!((d2[i] - s * (1.0 - s) * (1.0 - 2.0 * s)).abs() < 1e-14);
+        }
+    }
+
+    #[test]
+    fn relu_and_leaky_relu_values_and_gradient_at_zero() {
+        let x = Tensor::from_vec(vec![-2.0, 0.0, 3.0, f32::NAN], &[4]).requires_grad();
+        let y = x.relu();
+        let v = y.to_vec::<f32>();
+        assert_eq!(&v[..3], &[0.0, 0.0, 3.0]);
+        assert!(v[3].is_nan());
+        y.sum().backward();
+        // 0 at x = 0, as in PyTorch
+        assert_eq!(&x.grad().unwrap().to_vec::<f32>()[..3], &[0.0, 0.0, 1.0]);
+
+        let x = Tensor::from_vec_f64(vec![-2.0, 0.0, 3.0], &[3]).requires_grad();
+        let y = x.leaky_relu(0.01);
+        assert_eq!(y.to_vec::<f64>(), vec![-0.02, 0.0, 3.0]);
+        y.sum().backward();
+        // the slope at x = 0, as in PyTorch
+        assert_eq!(x.grad().unwrap().to_vec::<f64>(), vec![0.01, 0.01, 1.0]);
+    }
+
+    #[test]
+    fn gelu_values_match_x_phi_x() {
+        // gelu(x) = x Φ(x); Φ(-3), Φ(-1), Φ(-1/2) from mpmath.ncdf, Φ(-x) = 1 - Φ(x)
+        let phi = [
+            0.0013498980316300946,
+            0.15865525393145705,
+            0.3085375387259869,
+        ];
+        let cdf = [
+            phi[0],
+            phi[1],
+            phi[2],
+            0.5,
+            1.0 - phi[2],
+            1.0 - phi[1],
+            1.0 - phi[0],
+        ];
+        let want: Vec<f64> = XS.iter().zip(cdf).map(|(x, c)| x * c).collect();
+        let x = Tensor::from_vec_f64(XS.to_vec(), &[7]);
+        assert_all_close(&x.gelu(), &want, 1e-15);
+        // the far left tail keeps its value: gelu(-10) = -10 Φ(-10) = -7.619853024160526e-23
+        let tail = Tensor::from_vec_f64(vec![-10.0], &[1]).gelu().item();
+        assert!(
+            (tail / -7.619853024160526e-23 - 1.0).abs() < 1e-13,
+            "{tail}"
+        );
+        // f32 goes through the same f64 kernel
+        let y32 = Tensor::from_vec(vec![1.0], &[1]).gelu().item();
+        assert!((y32 - 0.841344746068543).abs() < 1e-7);
+    }
+
+    #[test]
+    fn gelu_second_derivative_matches_analytic() {
+        // gelu' = Φ + x φ, gelu'' = φ (2 - x²), φ(x) = e^(-x²/2) / √(2π)
+        let xs = [-1.0, 0.5, 2.0];
+        let (d1, d2) = first_and_second(Tensor::gelu, &xs);
+        // gelu' from mpmath: Φ(x) + x φ(x)
+        let want1 = [-0.0833154705876863, 0.8674951246561629, 1.085231801078197];
+        for (i, x) in xs.iter().enumerate() {
+            let pdf = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
+            assert!(
+                (d1[i] - want1[i]).abs() < 1e-14,
+                "{} vs {}",
+                d1[i],
+                want1[i]
+            );
+            assert!((d2[i] - pdf * (2.0 - x * x)).abs() < 1e-14);
+        }
+    }
+
+    #[test]
+    fn gelu_tanh_values_and_second_derivative() {
+        // y = x (1 + tanh u) / 2, u = k (x + c x³), k = √(2/π), c = 0.044715
+        let (k, c) = ((2.0 / std::f64::consts::PI).sqrt(), 0.044715);
+        let t = |x: f64| (k * (x + c * x * x * x)).tanh();
+        let want: Vec<f64> = XS.iter().map(|&x| 0.5 * x * (1.0 + t(x))).collect();
+        let x = Tensor::from_vec_f64(XS.to_vec(), &[7]);
+        assert_all_close(&x.gelu_tanh(), &want, 1e-15);
+        // PyTorch: F.gelu(torch.tensor(1.0, dtype=float64), approximate='tanh')
+        assert!((x.gelu_tanh().to_vec::<f64>()[5] - 0.8411919906082768).abs() < 1e-15);
+
+        // y' = (1 + t)/2 + x (1 - t²) u'/2, y'' = (1 - t²)(u' - x t u'² + x u''/2),
+        // u' = k (1 + 3c x²), u'' = 6 k c x
+        let (d1, d2) = first_and_second(Tensor::gelu_tanh, &XS);
+        for (i, &x) in XS.iter().enumerate() {
+            let (t, du, ddu) = (t(x), k * (1.0 + 3.0 * c * x * x), 6.0 * k * c * x);
+            let want1 = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du;
+            let want2 = (1.0 - t * t) * (du - x * t * du * du + 0.5 * x * ddu);
+            assert!((d1[i] - want1).abs() < 1e-14);
+            assert!((d2[i] - want2).abs() < 1e-14);
+        }
+    }
+
+    #[test]
+    fn silu_values_and_gradient() {
+        // silu(x) = x σ(x), silu' = σ (1 + x (1 - σ))
+        let s = |x: f64| 1.0 / (1.0 + (-x).exp());
+        let want: Vec<f64> = XS.iter().map(|&x| x * s(x)).collect();
+        let x = Tensor::from_vec_f64(XS.to_vec(), &[7]);
+        assert_all_close(&x.silu(), &want, 1e-15);
+        let (d1, _) = first_and_second(Tensor::silu, &XS);
+        for (i, &x) in XS.iter().enumerate() {
+            assert!((d1[i] - s(x) * (1.0 + x * (1.0 - s(x)))).abs() < 1e-15);
+        }
+    }
+
+    #[test]
+    fn softplus_values_threshold_and_beta() {
+        // softplus(x) = ln(1 + e^x)
+        let want: Vec<f64> = XS.iter().map(|&x| x.exp().ln_1p()).collect();
+        let x = Tensor::from_vec_f64(XS.to_vec(), &[7]);
+        assert_all_close(&x.softplus(), &want, 1e-15);
+        // above the threshold (βx > 20) the result is x itself, below it ln(1 + e^x) ≈ x + e^-x
+        let y = Tensor::from_vec_f64(vec![19.0, 21.0], &[2]).softplus();
+        assert_eq!(y.to_vec::<f64>()[1], 21.0);
+        assert!((y.to_vec::<f64>()[0] - (19.0 + (-19.0f64).exp())).abs() < 1e-13);
+        // β = 2, threshold 1: ln(1 + e^(2x)) / 2 where 2x <= 1, else x
+        let y = x.softplus_with(2.0, 1.0).to_vec::<f64>();
+        assert!((y[2] - (-1.0f64).exp().ln_1p() / 2.0).abs() < 1e-15);
+        assert_eq!(&y[5..], &[1.0, 3.0]);
+        // the gradient is σ(βx) below the threshold, 1 above: σ(2·0.5) and 1
+        let (d1, _) = first_and_second(|t| t.softplus_with(2.0, 1.0), &[0.5, 1.0]);
+        assert!((d1[0] - 1.0 / (1.0 + (-1.0f64).exp())).abs() < 1e-15);
+        assert_eq!(d1[1], 1.0);
+    }
+
+    #[test]
+    #[should_panic(expected = "softplus: beta must be finite and non-zero, got 0")]
+    fn softplus_rejects_zero_beta() {
+        let _ = Tensor::zeros(&[2]).softplus_with(0.0, 20.0);
+    }
+
+    #[test]
+    #[should_panic(expected = "relu: expected a floating-point tensor")]
+    fn activations_reject_integer_tensors() {
+        let _ = Tensor::from_vec_i64(vec![1, -1], &[2]).relu();
+    }
+
+    #[test]
+    fn activations_are_recorded_under_their_names() {
+        let x = Tensor::from_vec_f64(vec![0.3], &[1]).requires_grad();
+        assert_eq!(x.gelu().grad_fn(), Some("gelu"));
+        assert_eq!(x.leaky_relu(0.2).grad_fn(), Some("leaky_relu"));
+    }
+}
