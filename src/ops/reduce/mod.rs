@@ -1,19 +1,44 @@
 //! Reductions: over all elements or over given dims, with `keepdim`, as in PyTorch.
 //!
+//! Kernels work on *lanes*: the input with the reduced dims moved last and flattened to a 2-d
+//! array, so that each row holds the elements that reduce into one output element ([`lanes`]).
+//! [`reduce_lanes`] reduces each row to a value, [`map_lanes`] maps each row to a row of the same
+//! length (softmax). Each row is processed sequentially and large inputs are split across cores by
+//! rows, and long rows are folded in chunks of a fixed length ([`fold_chunks`]), so results do not
+//! depend on the number of threads.
+//!
 //! Each reduction's backward reshapes the incoming gradient to the kept-dims shape and expands it
 //! back over the reduced dims ([`grad_to_input`]).
 
+mod extrema;
+mod norm;
+mod prod;
+mod softmax;
 mod sum;
+mod var;
 
 use ndarray::Dimension as _;
-use ndarray::{Axis, IxDyn};
+use ndarray::{aview1, Array2, ArrayView1, ArrayViewMut1, Axis, CowArray, Ix2, IxDyn, Zip};
+use rayon::prelude::*;
+use std::panic::Location;
 
-use crate::tensor::{Float, Storage, Tensor};
+use super::unary::PAR_THRESHOLD;
+use crate::autograd::function::Op;
+use crate::autograd::tape::Attr;
+use crate::tensor::{DType, Float, Storage, Tensor};
+
+/// Length of the chunks [`fold_chunks`] folds separately: fixed, so that the result does not depend
+/// on the number of threads.
+const CHUNK: usize = 1 << 12;
 
 /// Sums `a` over `dims` (sorted ascending), keeping them as size-1 dims if `keepdim`.
+///
+/// Reductions over trailing dims (the last dim, or all of them) go through [`reduce_lanes`], on all
+/// cores for large inputs; others sum whole sub-arrays axis by axis.
 pub(crate) fn sum_axes<F: Float>(a: &Storage<F>, dims: &[usize], keepdim: bool) -> Storage<F> {
-    if dims.len() == a.ndim() && !keepdim {
-        return ndarray::arr0(a.sum()).into_dyn().into_shared();
+    let first = a.ndim() - dims.len();
+    if dims.iter().enumerate().all(|(i, &d)| d == first + i) {
+        return reduce_lanes(a, dims, keepdim, sum_slice);
     }
     let mut r = a.to_owned();
     for &d in dims.iter().rev() {
@@ -25,6 +50,152 @@ pub(crate) fn sum_axes<F: Float>(a: &Storage<F>, dims: &[usize], keepdim: bool) 
         }
     }
     r.into_shared()
+}
+
+/// The sum of a slice, folded in fixed chunks (deterministic whatever the thread count).
+pub(crate) fn sum_slice<F: Float>(s: &[F]) -> F {
+    fold_chunks(s, |c, _| aview1(c).sum(), |a, b| a + b).unwrap_or_else(F::zero)
+}
+
+/// Folds `s` chunk by chunk (`f` gets each chunk and its offset in `s`) and combines the chunk
+/// results left to right; `None` for an empty slice. Long slices are folded on all cores; the
+/// chunks do not depend on the thread count, so neither does the result.
+pub(crate) fn fold_chunks<T: Sync, A: Send>(
+    s: &[T],
+    f: impl Fn(&[T], usize) -> A + Sync + Send,
+    combine: impl Fn(A, A) -> A,
+) -> Option<A> {
+    if s.len() <= CHUNK {
+        return (!s.is_empty()).then(|| f(s, 0));
+    }
+    let parts: Vec<A> = if s.len() >= PAR_THRESHOLD {
+        s.par_chunks(CHUNK)
+            .enumerate()
+            .map(|(i, c)| f(c, i * CHUNK))
+            .collect()
+    } else {
+        s.chunks(CHUNK)
+            .enumerate()
+            .map(|(i, c)| f(c, i * CHUNK))
+            .collect()
+    };
+    parts.into_iter().reduce(combine)
+}
+
+/// The axis order that puts the kept dims first and `dims` last.
+fn lane_order(ndim: usize, dims: &[usize]) -> Vec<usize> {
+    (0..ndim)
+        .filter(|d| !dims.contains(d))
+        .chain(dims.iter().copied())
+        .collect()
+}
+
+/// `a` with `dims` moved last and flattened, as a row-major `[outer, inner]` array: row `r` holds
+/// the elements that reduce into the `r`-th output element. A view when the layout allows,
+/// otherwise a copy.
+pub(crate) fn lanes<'a, T: Clone>(a: &'a Storage<T>, dims: &[usize]) -> CowArray<'a, T, Ix2> {
+    let inner: usize = dims.iter().map(|&d| a.shape()[d]).product();
+    let outer: usize = reduced_shape(a.shape(), dims, false).iter().product();
+    let v = a.view().permuted_axes(IxDyn(&lane_order(a.ndim(), dims)));
+    let c = if v.is_standard_layout() {
+        CowArray::from(v)
+    } else {
+        CowArray::from(v.as_standard_layout().into_owned())
+    };
+    c.into_shape_with_order((outer, inner))
+        .expect("lanes: sizes match")
+}
+
+/// The output shape of a reduction of `shape` over `dims`.
+pub(crate) fn reduced_shape(shape: &[usize], dims: &[usize], keepdim: bool) -> Vec<usize> {
+    if keepdim {
+        return kept_shape(shape, dims);
+    }
+    (0..shape.len())
+        .filter(|d| !dims.contains(d))
+        .map(|d| shape[d])
+        .collect()
+}
+
+/// Reduces each lane of `a` over `dims` (see [`lanes`]) to one value with `f`, on all cores for
+/// large inputs with several lanes.
+pub(crate) fn reduce_lanes<T, U>(
+    a: &Storage<T>,
+    dims: &[usize],
+    keepdim: bool,
+    f: impl Fn(&[T]) -> U + Sync + Send,
+) -> Storage<U>
+where
+    T: Clone + Sync,
+    U: Clone + Send,
+{
+    let l = lanes(a, dims);
+    let rows = Zip::from(l.rows());
+    let f = |r: ArrayView1<T>| f(r.to_slice().expect("lanes are row-major"));
+    let out = if a.len() >= PAR_THRESHOLD && l.nrows() > 1 {
+        rows.par_map_collect(f)
+    } else {
+        rows.map_collect(f)
+    };
+    out.into_shape_with_order(IxDyn(&reduced_shape(a.shape(), dims, keepdim)))
+        .expect("reduce_lanes: sizes match")
+        .into_shared()
+}
+
+/// Maps each lane of `a` over `dims` (see [`lanes`]) to a lane of the same length with
+/// `f(input, output)`, on all cores for large inputs with several lanes. The result has `a`'s
+/// shape, in row-major layout.
+pub(crate) fn map_lanes<T>(
+    a: &Storage<T>,
+    dims: &[usize],
+    f: impl Fn(&[T], &mut [T]) + Sync + Send,
+) -> Storage<T>
+where
+    T: Clone + Default + Send + Sync,
+{
+    let l = lanes(a, dims);
+    let mut out = Array2::<T>::default(l.raw_dim());
+    let z = Zip::from(out.rows_mut()).and(l.rows());
+    let f = |mut o: ArrayViewMut1<T>, i: ArrayView1<T>| {
+        f(
+            i.to_slice().expect("lanes are row-major"),
+            o.as_slice_mut().expect("lanes are row-major"),
+        )
+    };
+    if a.len() >= PAR_THRESHOLD && l.nrows() > 1 {
+        z.par_for_each(f);
+    } else {
+        z.for_each(f);
+    }
+    let order = lane_order(a.ndim(), dims);
+    let permuted: Vec<usize> = order.iter().map(|&d| a.shape()[d]).collect();
+    let mut inverse = vec![0; order.len()];
+    for (i, &d) in order.iter().enumerate() {
+        inverse[d] = i;
+    }
+    let out = out
+        .into_shape_with_order(IxDyn(&permuted))
+        .expect("map_lanes: sizes match")
+        .permuted_axes(IxDyn(&inverse));
+    if out.is_standard_layout() {
+        out.into_shared()
+    } else {
+        out.as_standard_layout().into_owned().into_shared()
+    }
+}
+
+/// Starts recording the reduction `name` of `inputs` over `dims`, with its `dims` and `keepdim`
+/// attributes.
+#[track_caller]
+pub(crate) fn record<'a>(
+    name: &'static str,
+    inputs: &'a [&'a Tensor],
+    dims: &[usize],
+    keepdim: bool,
+) -> Op<'a> {
+    Op::new(name, inputs)
+        .attr("dims", Attr::Ints(dims.iter().map(|&d| d as i64).collect()))
+        .attr("keepdim", Attr::Bool(keepdim))
 }
 
 /// The shape of `shape` reduced over `dims` with `keepdim` true.
@@ -45,4 +216,132 @@ pub(crate) fn grad_to_input(g: &Tensor, input_shape: &IxDyn, dims: &[usize]) -> 
     }
     let kept = kept_shape(input_shape.slice(), dims);
     g.reshape(&kept).expand(input_shape.slice())
+}
+
+/// The dims a single-dim reduction (`max_dim`, `softmax`, …) reduces over: `dim` resolved against
+/// the tensor's dims, or none for a 0-d tensor (whose only valid dims, 0 and -1, name the tensor
+/// itself, as in PyTorch).
+///
+/// # Panics
+/// If `dim` is out of range, naming `op` and the caller.
+#[track_caller]
+pub(crate) fn one_dim(op: &str, dim: isize, ndim: usize) -> Vec<usize> {
+    if ndim == 0 && (dim == 0 || dim == -1) {
+        return Vec::new();
+    }
+    vec![crate::tensor::args::norm_dim(op, dim, ndim)]
+}
+
+/// Panics if one of `dims` has size 0, for reductions without an identity (max, min, argmax).
+#[track_caller]
+pub(crate) fn check_nonempty(op: &str, shape: &[usize], dims: &[usize]) {
+    if let Some(d) = dims.iter().find(|&&d| shape[d] == 0) {
+        panic!(
+            "{op}: cannot reduce over dim {d} of size 0 (tensor of shape {shape:?}): the \
+             reduction has no identity, at {}",
+            Location::caller()
+        );
+    }
+}
+
+/// A bool mask of `shape`, true where the position along `dim` equals `indices` (given in the
+/// kept-dims shape, size 1 at `dim`): the one-hot mask that routes the gradient of `max_dim`.
+pub(crate) fn index_mask(indices: &Tensor, dim: usize, shape: &[usize]) -> Tensor {
+    let n = shape[dim];
+    let mut along = vec![1; shape.len()];
+    along[dim] = n;
+    let positions = Tensor::arange_dtype(0.0, n as f64, 1.0, DType::I64).reshape(along);
+    indices.eq(&positions)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::prelude::*;
+    use crate::testing::{randn64, randn64_t};
+
+    /// Checks the second derivative of `f` at `x`: with `L(x) = Σ r·f(x)` for a fixed random `r`,
+    /// the Hessian-vector product `H v` from differentiating the first gradient (built with
+    /// `create_graph`) against central differences `(∇L(x + εv) − ∇L(x − εv)) / 2ε`.
+    pub(crate) fn check_second_order(f: impl Fn(&Tensor) -> Tensor, x: &Tensor) {
+        let x = x.detach().requires_grad();
+        let r = randn64(f(&x).shape(), 99);
+        let v = randn64(x.shape(), 98);
+        let first = |x: &Tensor, create: bool| grad(&[&(f(x) * &r).sum()], &[x], create).remove(0);
+        let gx = first(&x, true);
+        assert!(
+            gx.requires_grad_enabled(),
+            "first gradient is not on the tape"
+        );
+        let hv = grad(&[&(&gx * &v).sum()], &[&x], false).remove(0);
+        let eps = 1e-6;
+        let at = |d: f64| first(&(x.detach() + &v * d).requires_grad(), false).to_vec::<f64>();
+        let (p, m) = (at(eps), at(-eps));
+        for (i, a) in hv.to_vec::<f64>().into_iter().enumerate() {
+            let numeric = (p[i] - m[i]) / (2.0 * eps);
+            assert!(
+                (a - numeric).abs() <= 1e-5 + 1e-3 * numeric.abs(),
+                "second derivative mismatch at element {i}: analytic {a} vs numeric {numeric}"
+            );
+        }
+    }
+
+    #[test]
+    fn lanes_put_reduced_dims_last() {
+        // x[i, j, k] = 12 i + 4 j + k; reducing dims 0 and 2 gives lanes indexed by j
+        let x = Tensor::arange_dtype(0.0, 24.0, 1.0, DType::F64).reshape([2, 3, 4]);
+        let s = x.to_ndarray::<f64>();
+        let l = lanes(&s, &[0, 2]);
+        assert_eq!(l.shape(), &[3, 8]);
+        let row1: Vec<f64> = l.row(1).to_vec();
+        assert_eq!(row1, vec![4., 5., 6., 7., 16., 17., 18., 19.]);
+    }
+
+    #[test]
+    fn map_lanes_keeps_the_input_shape_and_order() {
+        // doubling every lane along dim 0 of a transposed (non-contiguous) array
+        let x = randn64_t(&[3, 5], 1);
+        let s = x.to_ndarray::<f64>();
+        let y = map_lanes(&s, &[0], |i, o| {
+            o.iter_mut().zip(i).for_each(|(o, &v)| *o = 2.0 * v)
+        });
+        assert!(y.is_standard_layout());
+        let want: Vec<f64> = x.to_vec::<f64>().iter().map(|v| 2.0 * v).collect();
+        assert_eq!(y.iter().copied().collect::<Vec<_>>(), want);
+    }
+
+    #[test]
+    fn sum_over_the_last_dim_of_a_large_tensor_matches_a_sequential_sum() {
+        // 2 × 40000 elements: above PAR_THRESHOLD, so each lane's chunks are summed on all cores;
+        // the chunks are fixed, so a sequential chunked sum gives the very same bits.
+        let x = randn64(&[2, 40000], 3);
+        let v = x.to_vec::<f64>();
+        let expect: Vec<f64> = v
+            .chunks(40000)
+            .map(|lane| {
+                lane.chunks(CHUNK)
+                    .map(|c| aview1(c).sum())
+                    .fold(None, |acc: Option<f64>, p| Some(acc.map_or(p, |a| a + p)))
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(x.sum_dim(-1, false).to_vec::<f64>(), expect);
+        let total: f64 = v.iter().sum();
+        assert!((x.sum().item() - total).abs() < 1e-9);
+    }
+
+    #[test]
+    fn fold_chunks_passes_offsets() {
+        let v: Vec<usize> = (0..3 * CHUNK + 5).collect();
+        let max = fold_chunks(
+            &v,
+            |c, off| (c[0] == off, c.len()),
+            |a, b| (a.0 && b.0, a.1 + b.1),
+        );
+        assert_eq!(max, Some((true, v.len())));
+        assert_eq!(
+            fold_chunks(&[] as &[f64], |c, _| c.len(), |a, b| a + b),
+            None
+        );
+    }
 }

@@ -4,12 +4,10 @@ use std::panic::Location;
 
 use ndarray::IxDyn;
 
-use crate::autograd::function::Op;
-use crate::autograd::tape::Attr;
 use crate::tensor::args::{norm_dims, Dims};
 use crate::tensor::{Data, Tensor};
 
-use super::{grad_to_input, sum_axes};
+use super::{grad_to_input, record, sum_axes};
 
 impl Tensor {
     /// The sum of all elements, a 0-d tensor, like `x.sum()`.
@@ -96,9 +94,7 @@ impl Tensor {
 #[track_caller]
 fn sum_impl(x: &Tensor, dims: &[usize], keepdim: bool) -> Tensor {
     let inputs = [x];
-    let op = Op::new("sum", &inputs)
-        .attr("dims", Attr::Ints(dims.iter().map(|&d| d as i64).collect()))
-        .attr("keepdim", Attr::Bool(keepdim));
+    let op = record("sum", &inputs, dims, keepdim);
     let out = x
         .with_data(|d| crate::with_float!(d, "sum", |a: F| Data::from(sum_axes(a, dims, keepdim))));
     let (shape, dims) = (IxDyn(x.shape()), dims.to_vec());
