@@ -361,3 +361,19 @@ fn grad_fn_names_the_op_that_produced_a_tensor() {
         "ops on tensors that do not require grad are not recorded"
     );
 }
+
+#[test]
+fn updating_a_parameter_in_place_after_forward_does_not_change_its_gradient() {
+    // y = Σ w·x with w saved for backward; dy/dx = w as it was in forward, even if w is then
+    // overwritten in place (as an optimizer step would) before backward runs.
+    let w = Tensor::from_vec(vec![1.0, 2.0], &[2]).requires_grad();
+    let x = Tensor::from_vec(vec![3.0, 4.0], &[2]).requires_grad();
+    let y = (&w * &x).sum();
+    {
+        let _g = no_grad();
+        w.assign(&Tensor::from_vec(vec![10.0, 20.0], &[2]));
+    }
+    y.backward();
+    assert_eq!(x.grad().unwrap().to_vec::<f32>(), vec![1.0, 2.0]);
+    assert_eq!(w.grad().unwrap().to_vec::<f32>(), vec![3.0, 4.0]);
+}

@@ -162,6 +162,38 @@ fn cases() -> Vec<(&'static str, Forward)> {
         "noncontig_mean_permuted" => |t| t["x"].permute([2, 0, 1]).mean_dim(1, false),
         "noncontig_matmul_batched" => |t| t["x"].transpose(1, 2).matmul(&t["b"]),
         "noncontig_expanded_mul" => |t| &t["x"].expand([3, 4]) * &t["b"],
+        "sigmoid" => |t| t["x"].sigmoid(),
+        "relu" => |t| t["x"].relu(),
+        "leaky_relu" => |t| t["x"].leaky_relu(0.1),
+        "gelu" => |t| t["x"].gelu(),
+        "gelu_tanh" => |t| t["x"].gelu_tanh(),
+        "silu" => |t| t["x"].silu(),
+        "softplus" => |t| t["x"].softplus(),
+        "var_all" => |t| t["x"].var(true),
+        "var_dim_unbiased" => |t| t["x"].var_dim(1, true, false),
+        "var_dim_biased_keepdim" => |t| t["x"].var_dim(0, false, true),
+        "std_all" => |t| t["x"].std(true),
+        "std_dim_unbiased" => |t| t["x"].std_dim(1, true, false),
+        "std_dim_biased" => |t| t["x"].std_dim(-1, false, false),
+        "max_dim" => |t| t["x"].max_dim(1, false),
+        "max_dim_keepdim" => |t| t["x"].max_dim(0, true),
+        "min_dim" => |t| t["x"].min_dim(-1, false),
+        "max_all" => |t| t["x"].max(),
+        "min_all" => |t| t["x"].min(),
+        "argmax_dim" => |t| t["x"].argmax_dim(1, false),
+        "argmin_dim_keepdim" => |t| t["x"].argmin_dim(0, true),
+        "argmax_all" => |t| t["x"].argmax(),
+        "prod_all" => |t| t["x"].prod(),
+        "prod_dim" => |t| t["x"].prod_dim(1, false),
+        "logsumexp" => |t| t["x"].logsumexp(1, false),
+        "logsumexp_keepdim" => |t| t["x"].logsumexp(0, true),
+        "softmax" => |t| t["x"].softmax(-1),
+        "softmax_dim0" => |t| t["x"].softmax(0),
+        "log_softmax" => |t| t["x"].log_softmax(1),
+        "norm_p2_all" => |t| t["x"].norm(),
+        "norm_p1_dim" => |t| t["x"].norm_dim(1.0, 1, false),
+        "norm_p2_dim_keepdim" => |t| t["x"].norm_dim(2.0, 0, true),
+        "noncontig_softmax" => |t| t["x"].t().softmax(-1),
         "narrow" => |t| t["x"].narrow(1, 1, 2),
         "slice_step" => |t| t["x"].slice(1, Some(1), Some(5), 2),
         "index_select" => |t| t["x"].index_select(1, &t["idx"]),
@@ -184,40 +216,7 @@ fn cases() -> Vec<(&'static str, Forward)> {
 /// Cases whose op is not in tapegrad yet (being added on other branches). Each comment is the
 /// intended entry for [`cases`]: move it there once the op is merged. The calls follow the
 /// signatures on the other helpers' branches as of writing; adjust if the merged API differs.
-const PENDING: &[&str] = &[
-    "sigmoid",                // t["x"].sigmoid()
-    "relu",                   // t["x"].relu()
-    "leaky_relu",             // t["x"].leaky_relu(0.1)
-    "gelu",                   // t["x"].gelu()
-    "gelu_tanh",              // t["x"].gelu_tanh()
-    "silu",                   // t["x"].silu()
-    "softplus",               // t["x"].softplus()
-    "var_all",                // t["x"].var(true)
-    "var_dim_unbiased",       // t["x"].var_dim(1, true, false)
-    "var_dim_biased_keepdim", // t["x"].var_dim(0, false, true)
-    "std_all",                // t["x"].std(true)
-    "std_dim_unbiased",       // t["x"].std_dim(1, true, false)
-    "std_dim_biased",         // t["x"].std_dim(-1, false, false)
-    "max_dim",                // t["x"].max_dim(1, false)
-    "max_dim_keepdim",        // t["x"].max_dim(0, true)
-    "min_dim",                // t["x"].min_dim(-1, false)
-    "max_all",                // t["x"].max()
-    "min_all",                // t["x"].min()
-    "argmax_dim",             // t["x"].argmax_dim(1, false)
-    "argmin_dim_keepdim",     // t["x"].argmin_dim(0, true)
-    "argmax_all",             // t["x"].argmax()
-    "prod_all",               // t["x"].prod()
-    "prod_dim",               // t["x"].prod_dim(1, false)
-    "logsumexp",              // t["x"].logsumexp(1, false)
-    "logsumexp_keepdim",      // t["x"].logsumexp(0, true)
-    "softmax",                // t["x"].softmax(-1)
-    "softmax_dim0",           // t["x"].softmax(0)
-    "log_softmax",            // t["x"].log_softmax(1)
-    "norm_p2_all",            // t["x"].norm()
-    "norm_p1_dim",            // t["x"].norm_dim(1.0, 1, false)
-    "norm_p2_dim_keepdim",    // t["x"].norm_dim(2.0, 0, true)
-    "noncontig_softmax",      // t["x"].t().softmax(-1)
-];
+const PENDING: &[&str] = &[];
 
 /// Mapped cases where tapegrad disagrees with PyTorch: (case, what is wrong). Each entry is a
 /// bug to fix, not an accepted difference.

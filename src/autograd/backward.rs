@@ -266,6 +266,7 @@ fn run(
                 );
             };
             let ctx = tape::make_ctx(
+                entry.op,
                 state,
                 tape::NodeRef { tape: my_tape, id },
                 opts.create_graph,

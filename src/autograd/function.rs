@@ -91,7 +91,7 @@ impl<'a> Op<'a> {
         if self.record {
             self.saved.push(match t.node() {
                 Some(n) => Saved::Node(t.data(), n),
-                None => Saved::Tensor(t.clone()),
+                None => Saved::Tensor(t.clone(), t.data()),
             });
         }
         self

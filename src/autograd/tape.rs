@@ -57,8 +57,9 @@ pub enum Input {
 
 /// A tensor saved for the backward pass.
 pub(crate) enum Saved {
-    /// A leaf (or constant): kept as the tensor itself.
-    Tensor(Tensor),
+    /// A leaf (or constant): the tensor, and a snapshot of its values when saved (an in-place
+    /// update of a parameter between forward and backward must not change the gradient).
+    Tensor(Tensor, Data),
     /// A non-leaf: its data, and its entry so that higher-order gradients flow through it.
     Node(Data, NodeRef),
 }
@@ -66,7 +67,7 @@ pub(crate) enum Saved {
 impl Saved {
     fn nbytes(&self) -> usize {
         match self {
-            Saved::Tensor(t) => t.nbytes(),
+            Saved::Tensor(_, d) => d.nbytes(),
             Saved::Node(d, _) => d.nbytes(),
         }
     }
@@ -85,6 +86,7 @@ pub(crate) struct BackwardState {
 
 /// What a backward rule sees: the tensors saved in forward.
 pub struct Ctx<'a> {
+    op: &'static str,
     state: &'a BackwardState,
     node: NodeRef,
     create_graph: bool,
@@ -95,7 +97,22 @@ impl Ctx<'_> {
     /// built from it can itself be differentiated.
     pub fn saved(&self, i: usize) -> Tensor {
         match &self.state.saved[i] {
-            Saved::Tensor(t) => t.clone(),
+            Saved::Tensor(t, d) => {
+                if !self.create_graph || !t.requires_grad_enabled() {
+                    return Tensor::from_data(d.clone());
+                }
+                // Higher-order gradients must flow to the leaf itself: only valid while it still
+                // holds the values that were saved.
+                if !t.with_data(|now| now.same_buffer(d)) {
+                    panic!(
+                        "backward: a tensor of shape {:?} saved by '{}' was modified in place \
+                         after it was saved; its gradient cannot be differentiated again",
+                        t.shape(),
+                        self.op
+                    );
+                }
+                t.clone()
+            }
             Saved::Node(d, n) => self.attach(d, *n),
         }
     }
@@ -447,8 +464,14 @@ fn drain_pending() {
     }
 }
 
-pub(crate) fn make_ctx<'a>(state: &'a BackwardState, node: NodeRef, create_graph: bool) -> Ctx<'a> {
+pub(crate) fn make_ctx<'a>(
+    op: &'static str,
+    state: &'a BackwardState,
+    node: NodeRef,
+    create_graph: bool,
+) -> Ctx<'a> {
     Ctx {
+        op,
         state,
         node,
         create_graph,

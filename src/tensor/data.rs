@@ -122,6 +122,21 @@ impl Data {
         }
     }
 
+    /// Whether both hold the very same buffer with the same layout (no copy-on-write happened).
+    pub fn same_buffer(&self, other: &Data) -> bool {
+        fn ptr(d: &Data) -> *const u8 {
+            match d {
+                Data::F32(a) => a.as_ptr() as *const u8,
+                Data::F64(a) => a.as_ptr() as *const u8,
+                Data::I64(a) => a.as_ptr() as *const u8,
+                Data::Bool(a) => a.as_ptr() as *const u8,
+            }
+        }
+        ptr(self) == ptr(other)
+            && self.shape() == other.shape()
+            && self.strides() == other.strides()
+    }
+
     /// Converts every element to `dtype` (a copy, unless the dtype already matches).
     pub fn cast(&self, dtype: DType) -> Data {
         if self.dtype() == dtype {

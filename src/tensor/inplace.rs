@@ -8,11 +8,10 @@
 //! refuse to change a tensor that requires grad while grad mode is on: run them under
 //! [`no_grad`](crate::autograd::no_grad), as optimizers do.
 //!
-//! Values an earlier op saved for its backward rule survive a later write when they belong to an
-//! intermediate result (the tape keeps a copy-on-write handle on its storage). A leaf, though, is
-//! saved as the tensor itself, so a backward run after an in-place update of a parameter would
-//! read the new values (PyTorch raises an error there): update parameters after `backward`, as
-//! training loops do.
+//! Values an earlier op saved for its backward rule survive a later write: the tape keeps a
+//! copy-on-write handle on the storage it saved, so the write copies and backward still sees the
+//! values of the forward pass (PyTorch raises an error there instead). Only differentiating such
+//! a gradient again (`create_graph`) through an overwritten parameter is refused.
 
 use std::panic::Location;
 

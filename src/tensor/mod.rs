@@ -89,9 +89,13 @@ impl Tensor {
             .clone()
     }
 
-    /// Runs `f` with a read lock on the storage.
+    /// Runs `f` on a handle to the storage.
+    ///
+    /// The lock is released before `f` runs (the handle keeps the buffer alive), so ops that read
+    /// several tensors — or one tensor twice, as in `&w * &w` — never hold two locks at once and
+    /// cannot deadlock against a writer on another thread.
     pub(crate) fn with_data<R>(&self, f: impl FnOnce(&Data) -> R) -> R {
-        f(&self.inner.data.read().unwrap_or_else(|e| e.into_inner()))
+        f(&self.data())
     }
 
     /// Replaces the storage in place (shape and dtype must match; checked by callers).
