@@ -17,6 +17,22 @@ use super::mode::{is_anomaly_enabled, is_grad_enabled};
 use super::tape::{self, Attr, Ctx, Input, Saved};
 use crate::tensor::{Data, Tensor};
 
+thread_local! {
+    /// The user's call site of the op being applied on this thread, for error messages raised
+    /// deep inside kernels (where `#[track_caller]` cannot reach).
+    static CURRENT: std::cell::Cell<Option<&'static Location<'static>>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// `", at file:line"` naming the user's call of the op being applied, or nothing if unknown.
+#[doc(hidden)]
+pub fn current_location() -> String {
+    CURRENT
+        .with(|c| c.get())
+        .map(|l| format!(", at {l}"))
+        .unwrap_or_default()
+}
+
 /// The recording of one op application. Does nothing (and allocates nothing) when no input needs
 /// a gradient or grad mode is off.
 pub(crate) struct Op<'a> {
@@ -38,6 +54,7 @@ impl<'a> Op<'a> {
     #[track_caller]
     pub(crate) fn new(name: &'static str, inputs: &'a [&'a Tensor]) -> Op<'a> {
         let location = Location::caller();
+        CURRENT.with(|c| c.set(Some(location)));
         let record = is_grad_enabled() && inputs.iter().any(|t| t.requires_grad_enabled());
         if record {
             let my = tape::current_tape_id();

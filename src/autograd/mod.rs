@@ -2,7 +2,8 @@
 //! `grad` and gradient checking.
 
 pub mod backward;
-pub(crate) mod function;
+#[doc(hidden)]
+pub mod function;
 pub mod gradcheck;
 pub mod mode;
 pub mod tape;

@@ -335,9 +335,10 @@ macro_rules! with_float {
                 $body
             }
             other => panic!(
-                "{}: expected a floating-point tensor (float32 or float64), got {}",
+                "{}: expected a floating-point tensor (float32 or float64), got {}{}",
                 $op,
-                other.dtype()
+                other.dtype(),
+                $crate::autograd::function::current_location()
             ),
         }
     };

@@ -137,4 +137,12 @@ mod tests {
         let ddx = grad(&[&dx.sum()], &[&x], false).remove(0);
         assert!((ddx.item() - 0.3f64.exp()).abs() < 1e-12);
     }
+
+    #[test]
+    #[should_panic(
+        expected = "exp: expected a floating-point tensor (float32 or float64), got int64, at src/ops/unary/exp_log.rs"
+    )]
+    fn exp_of_an_integer_tensor_names_the_dtype_and_the_callers_line() {
+        let _ = Tensor::from_vec_i64(vec![1, 2], &[2]).exp();
+    }
 }
