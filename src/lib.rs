@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod autograd;
+pub mod data;
 pub mod doc;
 mod error;
 pub mod ops;
