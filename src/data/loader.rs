@@ -23,7 +23,10 @@ type CollateFn<I, B> = dyn Fn(Vec<I>) -> B + Send + Sync;
 /// same sequence of epochs in every run. With [`num_workers`](DataLoader::num_workers) > 0, batches
 /// are prepared ahead on that many threads (batch `b` on worker `b % num_workers`, each keeping at
 /// most [`prefetch_factor`](DataLoader::prefetch_factor) finished batches in a bounded channel) and
-/// delivered in the same order, with the same contents, as without workers.
+/// delivered in the same order, with the same contents, as without workers. (A dataset whose
+/// `get` draws from the global random generator, e.g. for augmentation, sees those draws in
+/// another order with workers; draw from a [`Generator`] seeded by the item index instead to
+/// keep batches independent of `num_workers`.)
 ///
 /// ```
 /// use tapegrad::data::{DataLoader, TensorDataset};
