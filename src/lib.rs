@@ -23,6 +23,7 @@
 extern crate self as tapegrad;
 
 pub mod autograd;
+pub mod data;
 pub mod doc;
 mod error;
 pub mod nn;
