@@ -2,6 +2,7 @@
 //! train / eval, `state_dict`), `#[derive(Module)]`, layers and initialisation.
 
 mod container;
+pub mod functional;
 pub mod init;
 mod linear;
 mod module;
