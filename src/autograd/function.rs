@@ -1,4 +1,4 @@
-//! How an op records itself: [`Op`] collects the inputs, attributes and saved tensors, computes
+//! How an op records itself: `Op` collects the inputs, attributes and saved tensors, computes
 //! whether anything needs recording, and appends the tape entry with the backward rule.
 //!
 //! A typical op body reads:
