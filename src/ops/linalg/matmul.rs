@@ -12,7 +12,7 @@ use crate::tensor::{Data, Float, Storage, Tensor};
 
 /// A product is split over threads only when each thread gets at least this many multiply-adds:
 /// waking a thread costs a few microseconds, the time of about this much work.
-const MIN_WORK_PER_THREAD: usize = 1 << 16;
+const MIN_WORK_PER_THREAD: usize = 1 << 18;
 
 /// Blocks start at multiples of this (the tile size of matrixmultiply's widest kernel), so that
 /// only the last block of a product has a partial panel.
@@ -321,8 +321,8 @@ mod tests {
             .unwrap_or_else(|e| e.into_inner());
         let before = crate::parallel::get_num_threads();
         // (batch, n, k, m): rows split inside one product, rows split across products (3 x 37 rows
-        // into 2 blocks), columns split for a single row, and a transposed (strided) operand
-        for (nb, n, k, m) in [(1, 300, 40, 50), (3, 37, 50, 70), (1, 1, 600, 300)] {
+        // into 3 blocks), columns split for a single row, and a transposed (strided) operand
+        for (nb, n, k, m) in [(1, 300, 40, 50), (3, 37, 60, 150), (1, 1, 1000, 600)] {
             let a = randn64(&[nb, n, k], 1);
             let b = randn64_t(&[nb, m, k], 2).transpose(-1, -2);
             let (av, bv) = (a.to_vec::<f64>(), b.contiguous().to_vec::<f64>());
@@ -332,6 +332,7 @@ mod tests {
                     naive(ai, &bv[i * k * m..(i + 1) * k * m], n, k, m)
                 })
                 .collect();
+            assert_ne!(super::plan(nb, n, k, m, 3), super::Split::None);
             crate::parallel::set_num_threads(1);
             let serial = a.matmul(&b).to_vec::<f64>();
             crate::parallel::set_num_threads(3);
