@@ -28,6 +28,7 @@ pub mod doc;
 mod error;
 pub mod nn;
 pub mod ops;
+pub mod parallel;
 pub mod prelude;
 pub mod tensor;
 pub mod testing;

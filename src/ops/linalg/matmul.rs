@@ -4,17 +4,57 @@ use ndarray::Dimension as _;
 use std::panic::Location;
 
 use ndarray::{ArrayD, IxDyn};
-use rayon::prelude::*;
 
 use crate::autograd::function::Op;
 use crate::ops::binary::{broadcast_or_panic, same_dtype_or_panic};
+use crate::parallel;
 use crate::tensor::{Data, Float, Storage, Tensor};
 
-/// Below this many multiply-adds per batch item, batches are spread over threads instead of
-/// splitting each product.
-const SMALL_GEMM: usize = 64 * 64 * 64;
+/// A product is split over threads only when each thread gets at least this many multiply-adds:
+/// waking a thread costs a few microseconds, the time of about this much work.
+const MIN_WORK_PER_THREAD: usize = 1 << 18;
 
-/// `out[b] = a[b] @ b[b]` for a `[..., n, k]` and b `[..., k, m]` broadcast to `batch`.
+/// Blocks start at multiples of this (the tile size of matrixmultiply's widest kernel), so that
+/// only the last block of a product has a partial panel.
+const ALIGN: usize = 16;
+
+/// Which part of the output one thread computes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Split {
+    /// Everything, on the calling thread.
+    None,
+    /// Rows of the batch stacked on top of each other (`nb * n` rows), in `parts` equal blocks:
+    /// batches, products and parts of products are all spread evenly this way.
+    Rows { parts: usize },
+    /// Columns of every product, in `parts` blocks: for products with few rows (matrix-vector).
+    Cols { parts: usize },
+}
+
+/// How to spread `nb` products of `[n, k] @ [k, m]` over up to `threads` threads.
+fn plan(nb: usize, n: usize, k: usize, m: usize, threads: usize) -> Split {
+    let work = nb * n * k * m;
+    let parts = threads.min(work / MIN_WORK_PER_THREAD);
+    if parts <= 1 {
+        Split::None
+    } else if nb * n >= parts * ALIGN {
+        Split::Rows { parts }
+    } else if m >= parts * ALIGN {
+        Split::Cols { parts }
+    } else {
+        Split::None
+    }
+}
+
+/// The start of block `i` of `parts` over `len`, rounded to a multiple of `align`.
+fn block_start(i: usize, parts: usize, len: usize, align: usize) -> usize {
+    if i >= parts {
+        return len;
+    }
+    ((i * len / parts) / align * align).min(len)
+}
+
+/// `out[b] = a[b] @ b[b]` for a `[..., n, k]` and b `[..., k, m]` broadcast to `batch`, spread
+/// over [`parallel::gemm_threads`] threads.
 fn batched_gemm<F: Float>(a: &Storage<F>, b: &Storage<F>, batch: &[usize]) -> Storage<F> {
     let (n, k) = (a.shape()[a.ndim() - 2], a.shape()[a.ndim() - 1]);
     let m = b.shape()[b.ndim() - 1];
@@ -27,10 +67,8 @@ fn batched_gemm<F: Float>(a: &Storage<F>, b: &Storage<F>, batch: &[usize]) -> St
     let nb: usize = batch.iter().product();
     let mut out_shape = batch.to_vec();
     out_shape.extend([n, m]);
-    let mut out = ArrayD::<F>::zeros(IxDyn(&out_shape));
-    if nb == 0 || n == 0 || m == 0 {
-        return out.into_shared();
-    }
+    // gemm with beta = 0 writes every element of C without reading it (zeros when k = 0).
+    let mut out = ArrayD::<F>::uninit(IxDyn(&out_shape));
     let (sa, sb) = (av.strides().to_vec(), bv.strides().to_vec());
     let nd = batch.len();
     let offset = |mut i: usize, strides: &[isize]| -> isize {
@@ -41,36 +79,61 @@ fn batched_gemm<F: Float>(a: &Storage<F>, b: &Storage<F>, batch: &[usize]) -> St
         }
         off
     };
-    // Raw pointers are Send through usize; each task writes a disjoint output block.
+    // Raw pointers are Send through usize; each call writes a disjoint block of the output.
     let (pa, pb) = (av.as_ptr() as usize, bv.as_ptr() as usize);
     let pc = out.as_mut_ptr() as usize;
-    let run = |i: usize| {
-        // SAFETY: offsets stay inside the broadcast views; output blocks do not overlap.
+    // Rows r0..r1 and columns c0..c1 of product i.
+    let block = |i: usize, (r0, r1): (usize, usize), (c0, c1): (usize, usize)| {
+        if r1 <= r0 || c1 <= c0 {
+            return;
+        }
+        // SAFETY: the offsets stay inside the broadcast views and the output; the blocks written
+        // by concurrent calls do not overlap.
         unsafe {
             F::gemm(
-                n,
+                r1 - r0,
                 k,
-                m,
+                c1 - c0,
                 F::one(),
-                (pa as *const F).offset(offset(i, &sa)),
+                (pa as *const F).offset(offset(i, &sa) + r0 as isize * sa[nd]),
                 sa[nd],
                 sa[nd + 1],
-                (pb as *const F).offset(offset(i, &sb)),
+                (pb as *const F).offset(offset(i, &sb) + c0 as isize * sb[nd + 1]),
                 sb[nd],
                 sb[nd + 1],
                 F::zero(),
-                (pc as *mut F).add(i * n * m),
+                (pc as *mut F).add(i * n * m + r0 * m + c0),
                 m as isize,
                 1,
             )
         }
     };
-    if nb > 1 && n * k * m < SMALL_GEMM {
-        (0..nb).into_par_iter().for_each(run);
-    } else {
-        (0..nb).for_each(run);
+    match plan(nb, n, k, m, parallel::gemm_threads()) {
+        Split::None => (0..nb).for_each(|i| block(i, (0, n), (0, m))),
+        Split::Rows { parts } => parallel::for_each_task(parts, |t| {
+            // Rows s..e of the stacked batch, cut at product boundaries.
+            let (s, e) = (
+                block_start(t, parts, nb * n, ALIGN),
+                block_start(t + 1, parts, nb * n, ALIGN),
+            );
+            let mut r = s;
+            while r < e {
+                let (i, r0) = (r / n, r % n);
+                let r1 = n.min(r0 + (e - r));
+                block(i, (r0, r1), (0, m));
+                r += r1 - r0;
+            }
+        }),
+        Split::Cols { parts } => parallel::for_each_task(parts, |t| {
+            let cols = (
+                block_start(t, parts, m, ALIGN),
+                block_start(t + 1, parts, m, ALIGN),
+            );
+            (0..nb).for_each(|i| block(i, (0, n), cols));
+        }),
     }
-    out.into_shared()
+    // SAFETY: the blocks cover every element of every product, and gemm wrote each of them.
+    unsafe { out.assume_init() }.into_shared()
 }
 
 impl Tensor {
@@ -226,6 +289,67 @@ mod tests {
             &[randn64(&[2, 1, 3, 4], 9), randn64(&[3, 4, 2], 10)],
         )
         .unwrap();
+    }
+
+    /// `a @ b` for 2-d row-major `a: [n, k]`, `b: [k, m]`, by the definition Σ_j a[i,j] b[j,l].
+    fn naive(a: &[f64], b: &[f64], n: usize, k: usize, m: usize) -> Vec<f64> {
+        let mut c = vec![0.0; n * m];
+        for i in 0..n {
+            for l in 0..m {
+                c[i * m + l] = (0..k).map(|j| a[i * k + j] * b[j * m + l]).sum();
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn plan_spreads_big_products_and_keeps_small_ones_serial() {
+        use super::{plan, Split};
+        assert_eq!(plan(1, 8, 8, 8, 2), Split::None);
+        assert_eq!(plan(1, 512, 512, 512, 1), Split::None);
+        assert_eq!(plan(1, 512, 512, 512, 2), Split::Rows { parts: 2 });
+        // many small products: the stacked rows are split, across product boundaries
+        assert_eq!(plan(64, 32, 32, 32, 2), Split::Rows { parts: 2 });
+        // a vector-matrix product has one row: split the columns
+        assert_eq!(plan(1, 1, 4096, 4096, 2), Split::Cols { parts: 2 });
+    }
+
+    #[test]
+    fn split_products_match_the_definition_and_the_serial_result() {
+        let _g = crate::parallel::TEST_COUNT_LOCK
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let before = crate::parallel::get_num_threads();
+        // (batch, n, k, m): rows split inside one product, rows split across products (3 x 37 rows
+        // into 3 blocks), columns split for a single row, and a transposed (strided) operand
+        for (nb, n, k, m) in [(1, 300, 40, 50), (3, 37, 60, 150), (1, 1, 1000, 600)] {
+            let a = randn64(&[nb, n, k], 1);
+            let b = randn64_t(&[nb, m, k], 2).transpose(-1, -2);
+            let (av, bv) = (a.to_vec::<f64>(), b.contiguous().to_vec::<f64>());
+            let want: Vec<f64> = (0..nb)
+                .flat_map(|i| {
+                    let ai = &av[i * n * k..(i + 1) * n * k];
+                    naive(ai, &bv[i * k * m..(i + 1) * k * m], n, k, m)
+                })
+                .collect();
+            assert_ne!(super::plan(nb, n, k, m, 3), super::Split::None);
+            crate::parallel::set_num_threads(1);
+            let serial = a.matmul(&b).to_vec::<f64>();
+            crate::parallel::set_num_threads(3);
+            let split = a.matmul(&b).to_vec::<f64>();
+            assert_eq!(split, serial, "shape {:?}", (nb, n, k, m));
+            for (x, y) in split.iter().zip(&want) {
+                assert!((x - y).abs() < 1e-10, "{x} vs {y}");
+            }
+        }
+        crate::parallel::set_num_threads(before);
+    }
+
+    #[test]
+    fn matmul_with_an_empty_inner_dim_is_zeros() {
+        // Σ over an empty range is 0
+        let c = Tensor::zeros(&[3, 0]).matmul(&Tensor::zeros(&[0, 4]));
+        assert_eq!(c.to_vec::<f32>(), vec![0.0; 12]);
     }
 
     #[test]
