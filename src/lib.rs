@@ -23,6 +23,7 @@ pub mod autograd;
 pub mod doc;
 mod error;
 pub mod ops;
+pub mod optim;
 pub mod prelude;
 pub mod tensor;
 pub mod testing;
