@@ -33,7 +33,7 @@
 //! assert_eq!(opt.lr(1), 0.01);
 //! ```
 //!
-//! Schedules (`lr_scheduler`) set the learning rate of an optimizer's groups; they take the
+//! Schedules ([`lr_scheduler`]) set the learning rate of an optimizer's groups; they take the
 //! optimizer at each step (`sched.step(&mut opt)`) instead of holding it, so that the training loop
 //! keeps calling `opt.step()` in between.
 
@@ -42,6 +42,7 @@ mod adam;
 mod base;
 pub mod clip;
 mod kernel;
+pub mod lr_scheduler;
 mod rmsprop;
 mod sgd;
 mod state_dict;
