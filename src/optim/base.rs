@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::kernel::{filled, slice_mut, standard_slice_mut, with_fma, write};
 use super::{Optimizer, StateDict};
+use crate::ops::unary::PAR_THRESHOLD;
 use crate::tensor::{Data, Element, Float};
 use crate::{Error, Result, Tensor};
 
@@ -397,8 +398,37 @@ fn update_param<R: Rule>(
                 *slot = b.as_mut().map(slice_mut::<F>);
             }
         }
-        with_fma(|| rule.update(&info, param, grad, buffers));
+        par_update(rule, &info, param, grad, buffers);
     });
+}
+
+/// Runs `rule.update` over halves of the slices on both cores until the pieces are smaller than
+/// [`PAR_THRESHOLD`] (every rule is elementwise, so the pieces are independent).
+fn par_update<R: Rule, F: Float>(
+    rule: &R,
+    info: &StepInfo,
+    param: &mut [F],
+    grad: &[F],
+    buffers: [Option<&mut [F]>; MAX_BUFFERS],
+) {
+    if param.len() < 2 * PAR_THRESHOLD {
+        return with_fma(|| rule.update(info, param, grad, buffers));
+    }
+    let mid = param.len() / 2;
+    let (p1, p2) = param.split_at_mut(mid);
+    let (g1, g2) = grad.split_at(mid);
+    let mut b1: [Option<&mut [F]>; MAX_BUFFERS] = Default::default();
+    let mut b2: [Option<&mut [F]>; MAX_BUFFERS] = Default::default();
+    for (k, b) in buffers.into_iter().enumerate() {
+        if let Some(b) = b {
+            let (x, y) = b.split_at_mut(mid);
+            (b1[k], b2[k]) = (Some(x), Some(y));
+        }
+    }
+    rayon::join(
+        || par_update(rule, info, p1, g1, b1),
+        || par_update(rule, info, p2, g2, b2),
+    );
 }
 
 impl<R: Rule> Optimizer for Optim<R> {
@@ -707,6 +737,44 @@ pub(crate) mod tests {
         let mut opt = Sgd::new(vec![p.clone()], 0.5);
         opt.step();
         assert_eq!(p.to_vec::<f64>(), vec![0.5, 2.5, 1.5, 3.5]);
+    }
+
+    #[test]
+    fn large_params_are_updated_in_parallel_pieces_with_the_same_result() {
+        // the update is elementwise: a piece of a large parameter (split across threads) ends
+        // where the same values end in a small one
+        let n = 4 * PAR_THRESHOLD + 3;
+        let vals: Vec<f32> = (0..n).map(|i| (i % 97) as f32 / 13.0 - 3.0).collect();
+        let grads: Vec<f32> = (0..n).map(|i| (i % 89) as f32 / 7.0 - 6.0).collect();
+        let tail = n - 5..n;
+        let big = Tensor::from_vec(vals.clone(), &[n]).requires_grad();
+        let small = Tensor::from_vec(vals[tail.clone()].to_vec(), &[5]).requires_grad();
+        let mut a = crate::optim::Adam::new(vec![big.clone()], 0.1).amsgrad(true);
+        let mut b = crate::optim::Adam::new(vec![small.clone()], 0.1).amsgrad(true);
+        for _ in 0..3 {
+            big.set_grad(Some(Tensor::from_vec(grads.clone(), &[n])));
+            small.set_grad(Some(Tensor::from_vec(grads[tail.clone()].to_vec(), &[5])));
+            a.step();
+            b.step();
+        }
+        assert_eq!(big.to_vec::<f32>()[tail].to_vec(), small.to_vec::<f32>());
+    }
+
+    #[test]
+    fn training_steps_write_into_the_same_parameter_buffer() {
+        // after backward the tape no longer holds the parameter's storage, so the in-place
+        // update does not copy it (no allocation per step)
+        let w = param(&[1.0, -2.0, 3.0]);
+        let mut opt = crate::optim::Adam::new(vec![w.clone()], 0.1);
+        let ptr = || w.to_ndarray::<f64>().as_ptr() as usize;
+        let before = ptr();
+        for _ in 0..3 {
+            opt.zero_grad();
+            let loss = (&w * &w).sum();
+            loss.backward();
+            opt.step();
+        }
+        assert_eq!(ptr(), before);
     }
 
     #[test]
