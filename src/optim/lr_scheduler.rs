@@ -84,6 +84,7 @@ pub trait LrScheduler {
 
     /// The learning rates for epoch `core().last_epoch`, from the optimizer's current ones
     /// (PyTorch's `get_lr`).
+    #[track_caller]
     fn get_lr(&mut self, opt: &mut dyn Optimizer) -> Vec<f64>;
 
     /// The learning rates for epoch `core().last_epoch` from the base learning rates alone,
@@ -93,6 +94,11 @@ pub trait LrScheduler {
     }
 
     /// Moves to the next epoch and sets its learning rates on `opt`, like `scheduler.step()`.
+    ///
+    /// # Panics
+    /// If the schedule cannot go on (a [`OneCycleLR`] past its total steps) or the optimizer's
+    /// number of groups changed.
+    #[track_caller]
     fn step(&mut self, opt: &mut dyn Optimizer) {
         self.core_mut().step_count += 1;
         self.update_lr(opt, None);
@@ -113,6 +119,7 @@ pub trait LrScheduler {
     ///
     /// # Panics
     /// If the optimizer's number of groups changed since the schedule was created.
+    #[track_caller]
     fn update_lr(&mut self, opt: &mut dyn Optimizer, epoch: Option<i64>) {
         let values = match epoch {
             None => {
@@ -127,9 +134,10 @@ pub trait LrScheduler {
         if values.len() != opt.num_param_groups() {
             panic!(
                 "lr_scheduler: the optimizer has {} parameter groups but the schedule was made \
-                 for {}",
+                 for {}, at {}",
                 opt.num_param_groups(),
-                values.len()
+                values.len(),
+                Location::caller()
             );
         }
         for (g, lr) in values.into_iter().enumerate() {
@@ -557,6 +565,7 @@ impl LrScheduler for SequentialLR {
         opt.lrs()
     }
 
+    #[track_caller]
     fn step(&mut self, opt: &mut dyn Optimizer) {
         self.core.last_epoch += 1;
         let e = self.core.last_epoch;
@@ -802,8 +811,9 @@ impl LrScheduler for OneCycleLR {
         let step = self.core.last_epoch;
         if step > self.total_steps as i64 {
             panic!(
-                "OneCycleLR: tried to step {step} times; the schedule has {} total steps",
-                self.total_steps
+                "OneCycleLR: tried to step {step} times; the schedule has {} total steps, at {}",
+                self.total_steps,
+                Location::caller()
             );
         }
         let step = step as f64;
@@ -1183,11 +1193,28 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "OneCycleLR: tried to step 3 times; the schedule has 2 total steps")]
+    #[should_panic(
+        expected = "OneCycleLR: tried to step 3 times; the schedule has 2 total steps, at src/optim/lr_scheduler.rs"
+    )]
     fn one_cycle_panics_past_its_total_steps() {
         let mut opt = sgd(&[0.1]);
         let mut s = OneCycleLR::builder(1.0, 2).build(&mut opt);
-        run(&mut opt, &mut s, 3);
+        for _ in 0..3 {
+            s.step(&mut opt);
+        }
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "lr_scheduler: the optimizer has 2 parameter groups but the schedule was made for 1"
+    )]
+    fn a_group_added_after_the_schedule_panics_at_step() {
+        let mut opt = sgd(&[0.1]);
+        // epoch 2 of a 1-epoch cosine uses the base learning rates, which the new group lacks
+        let mut s = CosineAnnealingLR::new(&mut opt, 1, 0.0);
+        opt.add_param_group(vec![Tensor::zeros(&[1]).requires_grad()]);
+        s.step(&mut opt);
+        s.step(&mut opt);
     }
 
     #[test]
