@@ -66,6 +66,11 @@ use crate::{Result, Tensor};
 /// typed access through [`Optim::param_groups`] and [`Optim::param_groups_mut`].
 pub trait Optimizer {
     /// Updates every parameter that has a gradient, like `optimizer.step()`.
+    ///
+    /// # Panics
+    /// If a group's hyper-parameters do not fit together (SGD's Nesterov momentum without
+    /// momentum).
+    #[track_caller]
     fn step(&mut self);
 
     /// Clears the gradients of every parameter, like `optimizer.zero_grad()` (which sets them to
