@@ -29,6 +29,7 @@ mod error;
 pub mod nn;
 pub mod ops;
 pub mod parallel;
+pub mod optim;
 pub mod prelude;
 pub mod tensor;
 pub mod testing;
