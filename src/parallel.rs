@@ -118,6 +118,12 @@ pub(crate) fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     pool().install(f)
 }
 
+/// Whether work on `len` elements should be spread over threads: at least `threshold` elements and
+/// more than one thread allowed by [`set_num_threads`].
+pub(crate) fn worth_splitting(len: usize, threshold: usize) -> bool {
+    len >= threshold && get_num_threads() > 1
+}
+
 /// Runs `task(i)` for `i in 0..tasks`, spread over tapegrad's pool (in place when `tasks <= 1`).
 pub(crate) fn for_each_task(tasks: usize, task: impl Fn(usize) + Sync + Send) {
     use rayon::prelude::*;

@@ -377,6 +377,13 @@ pub(crate) fn release(n: NodeRef) {
                 if t.id != n.tape {
                     return false;
                 }
+                if let Some(e) = t.entries.get(&n.id) {
+                    if e.rc.get() > 1 {
+                        // still referenced: the common case, with nothing to free
+                        e.rc.set(e.rc.get() - 1);
+                        return true;
+                    }
+                }
                 let removed = release_locked(&mut t, vec![n.id]);
                 drop(t);
                 drop(removed);

@@ -101,15 +101,13 @@ impl Module for Flatten {
 }
 
 impl Forward for Flatten {
+    /// `x.flatten(start_dim, end_dim)`.
+    ///
+    /// # Panics
+    /// As [`Tensor::flatten`]: a dim out of range, or `start_dim` after `end_dim`.
     #[track_caller]
     fn forward(&self, x: &Tensor) -> Tensor {
-        let n = x.ndim();
-        let s = crate::tensor::args::norm_dim("flatten", self.start_dim, n);
-        let e = crate::tensor::args::norm_dim("flatten", self.end_dim, n);
-        let mut shape: Vec<usize> = x.shape()[..s].to_vec();
-        shape.push(x.shape()[s..=e].iter().product());
-        shape.extend_from_slice(&x.shape()[e + 1..]);
-        x.reshape(shape)
+        x.flatten(self.start_dim, self.end_dim)
     }
 }
 

@@ -398,7 +398,11 @@ fn update_param<R: Rule>(
                 *slot = b.as_mut().map(slice_mut::<F>);
             }
         }
-        par_update(rule, &info, param, grad, buffers);
+        if crate::parallel::worth_splitting(param.len(), 2 * PAR_THRESHOLD) {
+            crate::parallel::install(|| par_update(rule, &info, param, grad, buffers));
+        } else {
+            with_fma(|| rule.update(&info, param, grad, buffers));
+        }
     });
 }
 

@@ -160,3 +160,10 @@ pub trait Optimizer {
         }
     }
 }
+
+/// PyTorch's spelling of [`Sgd`], so `optim::SGD::new(params, lr)` reads as in PyTorch.
+#[allow(clippy::upper_case_acronyms)]
+pub type SGD = Sgd;
+
+/// PyTorch's spelling of [`RmsProp`].
+pub type RMSprop = RmsProp;

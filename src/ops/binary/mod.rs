@@ -14,12 +14,15 @@ use std::panic::Location;
 
 use ndarray::{IxDyn, Zip};
 
-use super::unary::PAR_THRESHOLD;
 use crate::autograd::function::Op;
 use crate::tensor::args::broadcast_shapes;
 use crate::tensor::{DType, Data, Float, Storage, Tensor};
 
 pub(crate) use arith::{Add, Div, Mul, Sub};
+
+/// Binary arithmetic is memory-bound: below this many elements a second thread costs more than
+/// it saves (measured with `scripts/compare_pytorch.py`; transcendental unary ops split earlier).
+pub(crate) const PAR_THRESHOLD_CHEAP: usize = 1 << 18;
 
 /// The tensors a binary backward rule may read. Only those the op asked for are present.
 pub(crate) struct Saved2 {
@@ -76,7 +79,7 @@ where
     if a.shape() == shape && b.shape() == shape {
         // No broadcasting: the common case, and for contiguous arrays the cheapest, as a plain
         // loop over slices (small tensors pay mostly for per-op overhead).
-        if a.len() < PAR_THRESHOLD {
+        if a.len() < PAR_THRESHOLD_CHEAP {
             if let (Some(x), Some(y)) = (a.as_slice(), b.as_slice()) {
                 let v: Vec<C> = x.iter().zip(y).map(|(&p, &q)| f(p, q)).collect();
                 return Storage::from_shape_vec(a.raw_dim(), v)
@@ -85,8 +88,8 @@ where
             }
         }
         let z = Zip::from(a).and(b);
-        return if a.len() >= PAR_THRESHOLD {
-            z.par_map_collect(|&x, &y| f(x, y)).into_shared()
+        return if crate::parallel::worth_splitting(a.len(), PAR_THRESHOLD_CHEAP) {
+            crate::parallel::install(|| z.par_map_collect(|&x, &y| f(x, y))).into_shared()
         } else {
             z.map_collect(|&x, &y| f(x, y)).into_shared()
         };
@@ -95,8 +98,8 @@ where
     let av = a.broadcast(sh.clone()).expect("shapes were checked");
     let bv = b.broadcast(sh).expect("shapes were checked");
     let z = Zip::from(&av).and(&bv);
-    if av.len() >= PAR_THRESHOLD {
-        z.par_map_collect(|&x, &y| f(x, y)).into_shared()
+    if crate::parallel::worth_splitting(av.len(), PAR_THRESHOLD_CHEAP) {
+        crate::parallel::install(|| z.par_map_collect(|&x, &y| f(x, y))).into_shared()
     } else {
         z.map_collect(|&x, &y| f(x, y)).into_shared()
     }
@@ -129,17 +132,23 @@ pub(crate) fn same_dtype_or_panic(op: &str, a: &Tensor, b: &Tensor) -> DType {
 /// Applies the binary op `op` to `a` and `b` with broadcasting, recording it on the tape.
 #[track_caller]
 pub(crate) fn binary<B: Binary>(a: &Tensor, b: &Tensor, op: B) -> Tensor {
-    let shape = broadcast_or_panic(B::NAME, a.shape(), b.shape());
+    let broadcast;
+    let shape: &[usize] = if a.shape() == b.shape() {
+        a.shape()
+    } else {
+        broadcast = broadcast_or_panic(B::NAME, a.shape(), b.shape());
+        &broadcast
+    };
     same_dtype_or_panic(B::NAME, a, b);
     let inputs = [a, b];
     let mut rec = Op::new(B::NAME, &inputs);
     let out = a.with_data(|da| {
         b.with_data(|db| match (da, db) {
             (Data::F32(x), Data::F32(y)) => {
-                Data::F32(zip_broadcast(x, y, &shape, |p, q| op.f(p, q)))
+                Data::F32(zip_broadcast(x, y, shape, |p, q| op.f(p, q)))
             }
             (Data::F64(x), Data::F64(y)) => {
-                Data::F64(zip_broadcast(x, y, &shape, |p, q| op.f(p, q)))
+                Data::F64(zip_broadcast(x, y, shape, |p, q| op.f(p, q)))
             }
             _ => panic!(
                 "{}: expected floating-point tensors, got {}, at {}",

@@ -68,11 +68,13 @@ pub(crate) fn fold_chunks<T: Sync, A: Send>(
     if s.len() <= CHUNK {
         return (!s.is_empty()).then(|| f(s, 0));
     }
-    let parts: Vec<A> = if s.len() >= PAR_THRESHOLD {
-        s.par_chunks(CHUNK)
-            .enumerate()
-            .map(|(i, c)| f(c, i * CHUNK))
-            .collect()
+    let parts: Vec<A> = if crate::parallel::worth_splitting(s.len(), PAR_THRESHOLD) {
+        crate::parallel::install(|| {
+            s.par_chunks(CHUNK)
+                .enumerate()
+                .map(|(i, c)| f(c, i * CHUNK))
+                .collect()
+        })
     } else {
         s.chunks(CHUNK)
             .enumerate()
@@ -132,8 +134,8 @@ where
     let l = lanes(a, dims);
     let rows = Zip::from(l.rows());
     let f = |r: ArrayView1<T>| f(r.to_slice().expect("lanes are row-major"));
-    let out = if a.len() >= PAR_THRESHOLD && l.nrows() > 1 {
-        rows.par_map_collect(f)
+    let out = if crate::parallel::worth_splitting(a.len(), PAR_THRESHOLD) && l.nrows() > 1 {
+        crate::parallel::install(|| rows.par_map_collect(f))
     } else {
         rows.map_collect(f)
     };

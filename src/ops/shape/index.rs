@@ -141,8 +141,8 @@ fn gather_kernel<T: Copy + Send + Sync>(
     );
     let (shape, strides) = (idx.shape(), row_major_strides(a.shape()));
     let read = |j: usize| src[offset(j, shape, &strides, Some((dim, ix[j] as usize)))];
-    let out: Vec<T> = if ix.len() >= PAR_THRESHOLD {
-        (0..ix.len()).into_par_iter().map(read).collect()
+    let out: Vec<T> = if crate::parallel::worth_splitting(ix.len(), PAR_THRESHOLD) {
+        crate::parallel::install(|| (0..ix.len()).into_par_iter().map(read).collect())
     } else {
         (0..ix.len()).map(read).collect()
     };

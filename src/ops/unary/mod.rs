@@ -58,8 +58,8 @@ pub(crate) trait Unary: Clone + Send + Sync + 'static {
 
 /// Applies `f` to every element, on all cores for large arrays.
 pub(crate) fn map_float<F: Float>(a: &Storage<F>, f: impl Fn(F) -> F + Sync + Send) -> Storage<F> {
-    if a.len() >= PAR_THRESHOLD {
-        Zip::from(a).par_map_collect(|&x| f(x)).into_shared()
+    if crate::parallel::worth_splitting(a.len(), PAR_THRESHOLD) {
+        crate::parallel::install(|| Zip::from(a).par_map_collect(|&x| f(x))).into_shared()
     } else if let Some(s) = a.as_slice() {
         let v: Vec<F> = s.iter().map(|&x| f(x)).collect();
         Storage::from_shape_vec(a.raw_dim(), v).expect("same length")
