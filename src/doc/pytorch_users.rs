@@ -16,8 +16,8 @@
 //! [`Generator`](crate::tensor::random::Generator) and
 //! [`manual_seed`](crate::tensor::random::manual_seed).
 //!
-//! Items marked *(in progress)* are being added in parallel to this page; their names are final
-//! but they may not be in the version you are reading yet.
+//! Everything in the tables exists and is linked to its documentation; the one exception is the
+//! list at the end, [Coming next](#coming-next), of PyTorch features being added now.
 //!
 //! ## Contents
 //!
@@ -30,8 +30,12 @@
 //! - [Reductions](#reductions)
 //! - [Activations](#activations)
 //! - [In-place updates](#in-place-updates)
+//! - [Comparing tensors in tests](#comparing-tensors-in-tests)
 //! - [Autograd](#autograd)
+//! - [Modules: torch.nn](#modules-torchnn)
+//! - [Data: torch.utils.data](#data-torchutilsdata)
 //! - [Differences to know](#differences-to-know)
+//! - [Coming next](#coming-next)
 //!
 //! ## A first example
 //!
@@ -143,7 +147,7 @@
 //! ## Shape and indexing
 //!
 //! Dims may be negative (`-1` is the last) and shapes may contain one `-1` to infer, as in
-//! PyTorch; integer literals need no suffix.
+//! PyTorch; integer literals need no suffix. The examples below also `use tapegrad::s;`.
 //!
 //! | PyTorch | tapegrad |
 //! |---|---|
@@ -158,17 +162,29 @@
 //! | `x.unsqueeze(0)`, `x.squeeze()`, `x.squeeze(1)` | `x.unsqueeze(0)`, `x.squeeze()`, `x.squeeze_dim(1)` |
 //! | `x.expand(3, -1)`, `x.broadcast_to((3, 4))` | `x.expand([3, -1])`, `x.broadcast_to([3, 4])` |
 //! | `x.contiguous()` | `x.contiguous()` |
-//! | `x.flatten(1)` | `x.flatten(..)` *(in progress)* |
-//! | `x[:, 2:5]`, `x.narrow(1, 2, 3)` | `x.slice(..)`, `x.narrow(1, 2, 3)` *(in progress)* |
-//! | `x[idx]`, `x.index_select(0, idx)` | `x.index_select(0, &idx)` *(in progress)* |
-//! | `x.gather(1, idx)`, `x.scatter_add(1, idx, src)` | `x.gather(..)`, `x.scatter_add(..)` *(in progress)* |
-//! | `torch.cat([a, b], 0)`, `torch.stack([a, b])` | `cat`, `stack` *(in progress)* |
-//! | `x.split(2)`, `x.chunk(3)` | `x.split(..)`, `x.chunk(..)` *(in progress)* |
-//! | `F.pad(x, (1, 1))`, `x.repeat(2, 1)` | `pad`, `repeat` *(in progress)* |
-//! | `x[1, 0]` (one element) | `x.to_ndarray::<f32>()[[1, 0]]` (reads without recording) |
+//! | `x.flatten()`, `x.flatten(1)` | [`x.flatten_all()`](crate::Tensor::flatten_all), [`x.flatten(1, -1)`](crate::Tensor::flatten) |
+//! | `x.unflatten(1, (3, -1))` | [`x.unflatten(1, [3, -1])`](crate::Tensor::unflatten) |
+//! | `x[:, 1::2, -1]`, `x[1:, ..., :3]` | [`x.index(&s![.., 1..;2, -1])`](crate::Tensor::index) with the [`s!`](crate::s) macro; missing trailing dims are taken whole |
+//! | `x[:, 2:5]` (one dim) | [`x.slice(1, Some(2), Some(5), 1)`](crate::Tensor::slice) (start, end, step) |
+//! | `x.narrow(1, 2, 3)` | [`x.narrow(1, 2, 3)`](crate::Tensor::narrow) |
+//! | `x.select(1, 0)`, `x[:, 0]` | [`x.select(1, 0)`](crate::Tensor::select) |
+//! | `x[idx]`, `x.index_select(0, idx)` (int64 `idx`) | [`x.index_select(0, &idx)`](crate::Tensor::index_select) |
+//! | `x.index_add(0, idx, src)` | [`x.index_add(0, &idx, &src)`](crate::Tensor::index_add) (out of place) |
+//! | `x.gather(1, idx)` | [`x.gather(1, &idx)`](crate::Tensor::gather) |
+//! | `x.scatter_add(1, idx, src)` | [`x.scatter_add(1, &idx, &src)`](crate::Tensor::scatter_add) (out of place) |
+//! | `torch.cat([a, b], 0)`, `torch.stack([a, b], 0)` | [`Tensor::cat(&[&a, &b], 0)`](crate::Tensor::cat), [`Tensor::stack(&[&a, &b], 0)`](crate::Tensor::stack) |
+//! | `x.split(2)`, `x.split([2, 3])`, `x.chunk(3)` | [`x.split(2, 0)`](crate::Tensor::split), [`x.split_sizes(&[2, 3], 0)`](crate::Tensor::split_sizes), [`x.chunk(3, 0)`](crate::Tensor::chunk) |
+//! | `F.pad(x, (1, 1), value=0.)` | [`x.pad(&[1, 1], 0.0)`](crate::Tensor::pad) (pairs from the last dim, as in PyTorch) |
+//! | `x.repeat(2, 1)` | [`x.repeat(&[2, 1])`](crate::Tensor::repeat) |
+//! | `x[1, 0].item()` (one element) | `x.index(&s![1, 0]).item()`, or `x.to_ndarray::<f32>()[[1, 0]]` (reads without recording) |
+//!
+//! `slice`, `narrow`, `select`, `index`, `split` and `chunk` give views sharing the storage (see
+//! [copy-on-write](#differences-to-know)); `cat`, `stack`, `repeat`, `pad`, `index_select` and
+//! `gather` copy.
 //!
 //! ```
 //! use tapegrad::prelude::*;
+//! use tapegrad::s;
 //!
 //! let x = Tensor::arange(0.0, 6.0, 1.0);
 //! let m = x.reshape([2, -1]); // [[0, 1, 2], [3, 4, 5]]
@@ -176,7 +192,20 @@
 //! assert_eq!(m.t().to_vec::<f32>(), vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
 //! assert_eq!(m.unsqueeze(-1).shape(), &[2, 3, 1]);
 //! assert_eq!(m.sum_dim(-1, false).to_vec::<f32>(), vec![3.0, 12.0]);
+//!
+//! // m[:, 1:], m[-1], and rows [1, 0, 1] of m
+//! assert_eq!(m.index(&s![.., 1..]).to_vec::<f32>(), vec![1.0, 2.0, 4.0, 5.0]);
+//! assert_eq!(m.index(&s![-1]).to_vec::<f32>(), vec![3.0, 4.0, 5.0]);
+//! let rows = Tensor::from_vec_i64(vec![1, 0, 1], &[3]);
+//! assert_eq!(m.index_select(0, &rows).shape(), &[3, 3]);
+//! // torch.cat((m, m), 1) and m.chunk(3, 1)
+//! assert_eq!(Tensor::cat(&[&m, &m], 1).shape(), &[2, 6]);
+//! assert_eq!(m.chunk(3, 1)[2].to_vec::<f32>(), vec![2.0, 5.0]);
 //! ```
+//!
+//! `s!` is exported at the crate root: `use tapegrad::s;`. Each entry is a Rust range (`..`,
+//! `1..3`, `2..`, `..-1`, `0..=2`) or an integer (which removes the dim), with `;step` after a
+//! range for a stride.
 //!
 //! ## Math
 //!
@@ -219,15 +248,40 @@
 //! | `x.sum(dim=(0, 2))` | `x.sum_dim([0, 2], false)` |
 //! | `x.mean(dim=-1)` | `x.mean_dim(-1, false)` |
 //! | (the gradient of broadcasting) `g.sum_to_size(shape)` | `g.sum_to(&shape)` |
-//! | `x.var()`, `x.std()`, `x.prod()`, `x.norm()` | `var`, `std`, `prod`, `norm` *(in progress)* |
-//! | `x.max()`, `x.min()`, `x.max(dim)`, `x.argmax(dim)` | `max`, `min`, `max_dim`, `argmax` *(in progress)* |
-//! | `x.logsumexp(dim)`, `x.softmax(dim)`, `x.log_softmax(dim)` | `logsumexp`, `softmax`, `log_softmax` *(in progress)* |
+//! | `x.var()`, `x.var(1, unbiased=False, keepdim=True)` | [`x.var(true)`](crate::Tensor::var), [`x.var_dim(1, false, true)`](crate::Tensor::var_dim) |
+//! | `x.std()`, `x.std(dim)` | [`x.std(true)`](crate::Tensor::std), [`x.std_dim(dim, true, false)`](crate::Tensor::std_dim) |
+//! | `x.prod()`, `x.prod(dim)` | [`x.prod()`](crate::Tensor::prod), [`x.prod_dim(dim, false)`](crate::Tensor::prod_dim) |
+//! | `x.norm()`, `x.norm(p=1)`, `x.norm(2, dim=1)` | [`x.norm()`](crate::Tensor::norm), [`x.norm_p(1.0)`](crate::Tensor::norm_p), [`x.norm_dim(2.0, 1, false)`](crate::Tensor::norm_dim) |
+//! | `x.max()`, `x.min()` | [`x.max()`](crate::Tensor::max), [`x.min()`](crate::Tensor::min) |
+//! | `values, indices = x.max(dim=1)` | [`let (values, indices) = x.max_dim(1, false);`](crate::Tensor::max_dim) (also [`min_dim`](crate::Tensor::min_dim)) |
+//! | `torch.amax(x, (0, 1))`, `torch.amin(x, 0)` | [`x.amax([0, 1], false)`](crate::Tensor::amax), [`x.amin(0, false)`](crate::Tensor::amin) |
+//! | `x.argmax()`, `x.argmax(dim=1)` | [`x.argmax()`](crate::Tensor::argmax), [`x.argmax_dim(1, false)`](crate::Tensor::argmax_dim) (int64; also `argmin`, `argmin_dim`) |
+//! | `torch.logsumexp(x, dim)` | [`x.logsumexp(dim, false)`](crate::Tensor::logsumexp) |
+//! | `x.softmax(dim)`, `x.log_softmax(dim)` | [`x.softmax(dim)`](crate::Tensor::softmax), [`x.log_softmax(dim)`](crate::Tensor::log_softmax) |
+//!
+//! PyTorch's `var` and `std` default to `unbiased=True`; here the flag is always explicit.
+//!
+//! ```
+//! use tapegrad::prelude::*;
+//!
+//! let x = Tensor::from_vec(vec![1.0, 5.0, 2.0, 7.0, 0.0, 3.0], &[2, 3]);
+//! let (values, indices) = x.max_dim(1, false);
+//! assert_eq!(values.to_vec::<f32>(), vec![5.0, 7.0]);
+//! assert_eq!(indices.to_vec::<i64>(), vec![1, 0]);
+//! // each row of a softmax sums to 1
+//! let rows = x.softmax(-1).sum_dim(-1, false).to_vec::<f32>();
+//! assert!(rows.iter().all(|r| (r - 1.0).abs() < 1e-6));
+//! ```
 //!
 //! ## Activations
 //!
-//! `x.tanh()` is available now. These are being added under the PyTorch names *(in progress)*:
-//! `x.sigmoid()`, `x.relu()`, `x.leaky_relu(slope)`, `x.gelu()` (exact, erf-based),
-//! `x.gelu_tanh()` (`F.gelu(x, approximate="tanh")`), `x.silu()`, `x.softplus()`.
+//! | PyTorch | tapegrad |
+//! |---|---|
+//! | `torch.tanh(x)`, `torch.sigmoid(x)` | [`x.tanh()`](crate::Tensor::tanh), [`x.sigmoid()`](crate::Tensor::sigmoid) |
+//! | `F.relu(x)`, `F.leaky_relu(x, 0.01)` | [`x.relu()`](crate::Tensor::relu), [`x.leaky_relu(0.01)`](crate::Tensor::leaky_relu) |
+//! | `F.gelu(x)`, `F.gelu(x, approximate="tanh")` | [`x.gelu()`](crate::Tensor::gelu) (exact, erf-based), [`x.gelu_tanh()`](crate::Tensor::gelu_tanh) |
+//! | `F.silu(x)` | [`x.silu()`](crate::Tensor::silu) |
+//! | `F.softplus(x)`, `F.softplus(x, beta, threshold)` | [`x.softplus()`](crate::Tensor::softplus), [`x.softplus_with(beta, threshold)`](crate::Tensor::softplus_with) |
 //!
 //! ## In-place updates
 //!
@@ -235,7 +289,35 @@
 //! |---|---|
 //! | `p.data.copy_(src)`, `with torch.no_grad(): p.copy_(src)` | `p.assign(&src)` (not recorded; every clone of `p` sees it) |
 //! | `with torch.no_grad(): p -= lr * p.grad` | `let _g = no_grad(); p.assign(&(&p - &(p.grad().unwrap() * lr)));` |
-//! | `x.add_(y)`, `x.sub_(y)`, `x.mul_(y)`, `x.zero_()`, `x.fill_(v)`, `x.copy_(y)`, `x.add_(y, alpha=a)` | `add_`, `sub_`, `mul_`, `zero_`, `fill_`, `copy_`, `add_scaled_` *(in progress)* |
+//! | `x.add_(y)`, `x.sub_(y)`, `x.mul_(y)` | [`x.add_(&y)`](crate::Tensor::add_), [`x.sub_(&y)`](crate::Tensor::sub_), [`x.mul_(&y)`](crate::Tensor::mul_) (`y` broadcasts) |
+//! | `p.add_(g, alpha=-lr)` | [`p.add_scaled_(&g, -lr)`](crate::Tensor::add_scaled_) |
+//! | `x.mul_(2.0)`, `x.clamp_(lo, hi)` | [`x.mul_scalar_(2.0)`](crate::Tensor::mul_scalar_), [`x.clamp_(lo, hi)`](crate::Tensor::clamp_) |
+//! | `x.zero_()`, `x.fill_(v)`, `x.copy_(y)` | [`x.zero_()`](crate::Tensor::zero_), [`x.fill_(v)`](crate::Tensor::fill_), [`x.copy_(&y)`](crate::Tensor::copy_) (`y` broadcast and converted) |
+//!
+//! In-place ops are not recorded; on a tensor that requires grad they panic unless grad mode is
+//! off, so an update step runs under `no_grad()`, as in PyTorch. They return `&Tensor`, so they
+//! chain: `p.mul_scalar_(0.9).add_scaled_(&g, -lr)`.
+//!
+//! ```
+//! use tapegrad::prelude::*;
+//!
+//! let p = Tensor::ones(&[3]).requires_grad();
+//! (&p * &p).sum().backward(); // grad = 2p
+//! {
+//!     let _g = no_grad();
+//!     p.add_scaled_(&p.grad().unwrap(), -0.25); // p -= 0.25 · 2p
+//! }
+//! assert_eq!(p.to_vec::<f32>(), vec![0.5; 3]);
+//! ```
+//!
+//! ## Comparing tensors in tests
+//!
+//! | PyTorch | tapegrad |
+//! |---|---|
+//! | `torch.equal(a, b)` | `a == b` (shape, dtype and every value) |
+//! | `torch.testing.assert_close(a, b, rtol=r, atol=t)` | [`a.assert_close(&b, r, t)`](crate::Tensor::assert_close): on failure names the worst element, its index and how many failed |
+//! | `torch.allclose(a, b)` | `approx::relative_eq!(a, b, max_relative = 1e-5)`, `abs_diff_eq!`, `ulps_eq!` (with the `approx` crate as a dependency: its traits are implemented for `Tensor`) |
+//! | `(a - b).abs().max()` | [`a.max_abs_diff(&b)`](crate::Tensor::max_abs_diff): the difference and its row-major position |
 //!
 //! ## Autograd
 //!
@@ -315,6 +397,137 @@
 //! assert!(w.grad().is_some());
 //! ```
 //!
+//! ## Modules: torch.nn
+//!
+//! A model is a struct. `#[derive(Module)]` gives it what `nn.Module` gives a class — named
+//! parameters, `state_dict`, train / eval, `zero_grad` — from its fields; [`Forward`](crate::nn::Forward) is its
+//! `forward`.
+//!
+//! | PyTorch | tapegrad |
+//! |---|---|
+//! | `class Net(nn.Module)` with layers in `__init__` | `#[derive(Module)] struct Net { .. }`: [`Module`](crate::nn::Module) derived from the fields |
+//! | `def forward(self, x)`, `net(x)` | `impl Forward for Net { fn forward(&self, x: &Tensor) -> Tensor }`, `net.forward(&x)` |
+//! | `nn.Parameter(t)` | a `Tensor` field (that requires grad) |
+//! | `self.register_buffer("running_mean", t)` | a `Tensor` field marked `#[buffer]` |
+//! | `self.training` | a [`TrainFlag`](crate::nn::TrainFlag) field |
+//! | (a plain attribute) | numbers, `bool`, `String`, and fields marked `#[module(skip)]` |
+//! | `nn.ModuleList([...])` | a `Vec<M>` field (children named `blocks.0`, `blocks.1`, …); `Option<M>` for an optional child |
+//! | `nn.Linear(4, 8)`, `nn.Linear(4, 8, bias=False)` | [`nn::Linear::new(4, 8)`](crate::nn::Linear::new), [`Linear::with_bias(4, 8, false)`](crate::nn::Linear::with_bias); `Linear::from_tensors(w, Some(b))` |
+//! | `nn.Sequential(a, b, c)` | [`nn::Sequential::new().add(a).add(b).add(c)`](crate::nn::Sequential) (children named `0`, `1`, …) |
+//! | `nn.Flatten()` | [`nn::Flatten::new()`](crate::nn::Flatten) |
+//! | `net.parameters()`, `net.named_parameters()` | [`net.parameters()`](crate::nn::Module::parameters), [`net.named_parameters()`](crate::nn::Module::named_parameters): `Vec<(String, Tensor)>` with dotted names (`fc1.weight`) |
+//! | `net.named_buffers()` | [`net.named_buffers()`](crate::nn::Module::named_buffers) |
+//! | `net.state_dict()` | [`net.state_dict()`](crate::nn::Module::state_dict): a `BTreeMap<String, Tensor>` of detached parameters and buffers |
+//! | `net.load_state_dict(sd)` | no method yet: `p.copy_(&sd[&name])` for each of `named_parameters()`, under `no_grad()` (below) |
+//! | `sum(p.numel() for p in net.parameters())` | [`net.num_parameters()`](crate::nn::Module::num_parameters) |
+//! | `net.train()`, `net.eval()`, `net.training` | [`net.train(true)`](crate::nn::Module::train), [`net.eval()`](crate::nn::Module::eval), [`net.is_training()`](crate::nn::Module::is_training) |
+//! | `net.zero_grad()` | [`net.zero_grad()`](crate::nn::Module::zero_grad) (sets the grads to `None`, like PyTorch's default) |
+//! | `nn.init.uniform_(w, a, b)`, `normal_`, `constant_`, `zeros_`, `ones_` | [`init::uniform_(&w, a, b)`](crate::nn::init::uniform_), [`normal_`](crate::nn::init::normal_), [`constant_`](crate::nn::init::constant_), [`zeros_`](crate::nn::init::zeros_), [`ones_`](crate::nn::init::ones_) |
+//! | `nn.init.xavier_uniform_(w, gain=1.)`, `xavier_normal_` | [`init::xavier_uniform_(&w, 1.0)`](crate::nn::init::xavier_uniform_), [`xavier_normal_`](crate::nn::init::xavier_normal_) |
+//! | `nn.init.kaiming_normal_(w, mode="fan_out", nonlinearity="relu")` | [`init::kaiming_normal_(&w, 0.0, FanMode::FanOut, "relu")`](crate::nn::init::kaiming_normal_) (also [`kaiming_uniform_`](crate::nn::init::kaiming_uniform_)) |
+//! | `nn.init.calculate_gain("tanh")` | [`init::calculate_gain("tanh", None)`](crate::nn::init::calculate_gain) |
+//!
+//! `init` functions draw from the global generator ([`manual_seed`](crate::tensor::random::manual_seed)),
+//! and `Linear` starts as PyTorch's does (U(±1/√in) for weight and bias).
+//!
+//! ```
+//! use tapegrad::nn::{self, Forward, Module};
+//! use tapegrad::prelude::*;
+//!
+//! #[derive(Module)]
+//! struct Mlp {
+//!     fc1: nn::Linear,
+//!     fc2: nn::Linear,
+//! }
+//!
+//! impl Forward for Mlp {
+//!     fn forward(&self, x: &Tensor) -> Tensor {
+//!         self.fc2.forward(&self.fc1.forward(x).relu())
+//!     }
+//! }
+//!
+//! manual_seed(0);
+//! let net = Mlp { fc1: nn::Linear::new(4, 8), fc2: nn::Linear::new(8, 1) };
+//! let names: Vec<String> = net.named_parameters().into_iter().map(|(n, _)| n).collect();
+//! assert_eq!(names, ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]);
+//! assert_eq!(net.num_parameters(), 4 * 8 + 8 + 8 + 1);
+//!
+//! // one SGD step
+//! let saved = net.state_dict(); // a snapshot: later updates do not change it
+//! let x = Tensor::randn(&[16, 4]);
+//! let loss = net.forward(&x).square().mean();
+//! loss.backward();
+//! {
+//!     let _g = no_grad();
+//!     for p in net.parameters() {
+//!         p.add_scaled_(&p.grad().unwrap(), -0.1);
+//!     }
+//! }
+//! net.zero_grad();
+//! assert!(net.fc1.weight.grad().is_none());
+//! assert!(net.fc2.bias.as_ref().unwrap() != &saved["fc2.bias"]);
+//!
+//! // load_state_dict by hand
+//! {
+//!     let _g = no_grad();
+//!     for (name, p) in net.named_parameters() {
+//!         p.copy_(&saved[&name]);
+//!     }
+//! }
+//! assert!(net.fc2.bias.as_ref().unwrap() == &saved["fc2.bias"]);
+//!
+//! // train / eval reach every child that has a flag
+//! net.eval();
+//! let seq = nn::Sequential::new().add(nn::Linear::new(4, 8)).add(nn::Flatten::new());
+//! assert_eq!(seq.named_parameters()[0].0, "0.weight");
+//! ```
+//!
+//! ## Data: torch.utils.data
+//!
+//! [`tapegrad::data`](crate::data) follows `torch.utils.data`: a map-style dataset, subsets,
+//! a seeded `random_split`, and a `DataLoader` that batches, shuffles and can prepare batches on
+//! worker threads.
+//!
+//! | PyTorch | tapegrad |
+//! |---|---|
+//! | `class D(Dataset)` with `__len__`, `__getitem__` | `impl Dataset for D` with [`len`](crate::data::Dataset::len), [`get`](crate::data::Dataset::get) and an `Item` type |
+//! | `TensorDataset(x, y)` | [`TensorDataset::new((x, y))?`](crate::data::TensorDataset::new) (one tensor, a tuple, or a `Vec<Tensor>`) |
+//! | `Subset(ds, indices)` | [`Subset::new(ds, indices)`](crate::data::Subset::new) |
+//! | `random_split(ds, [0.8, 0.2], generator=g)` | [`random_split(ds, &[0.8, 0.2], &mut g)?`](crate::data::random_split) (fractions or counts) |
+//! | `DataLoader(ds, batch_size=32)` | [`DataLoader::new(ds, 32)`](crate::data::DataLoader::new) |
+//! | `shuffle=True, generator=g` | [`.shuffle(g)`](crate::data::DataLoader::shuffle) (a [`Generator`](crate::tensor::random::Generator), so epochs are reproducible) |
+//! | `drop_last=True` | [`.drop_last(true)`](crate::data::DataLoader::drop_last) |
+//! | `num_workers=2, prefetch_factor=4` | [`.num_workers(2)`](crate::data::DataLoader::num_workers), [`.prefetch_factor(4)`](crate::data::DataLoader::prefetch_factor) (threads; same batches in the same order as without) |
+//! | `collate_fn=f` | [`DataLoader::with_collate(ds, 32, f)`](crate::data::DataLoader::with_collate) or [`.collate_fn(f)`](crate::data::DataLoader::collate_fn) |
+//! | `default_collate(items)` | [`default_collate(items)`](crate::data::default_collate) (stacks along a new dim 0) |
+//! | `for x, y in loader:`, `len(loader)` | `for (x, y) in &loader`, [`loader.len()`](crate::data::DataLoader::len) |
+//! | `sklearn.datasets.load_digits()` | [`datasets::digits()?`](crate::data::datasets::digits): 1797 images `[1, 8, 8]` in `[0, 1]` and int64 labels, shipped in the crate |
+//! | `torchvision.datasets.MNIST(root)` | [`datasets::mnist(dir)?`](crate::data::datasets::mnist) (`.train`, `.test`; reads IDX files you have, no download) |
+//! | reading an IDX file | [`read_idx(path)?`](crate::data::read_idx) |
+//!
+//! Constructors that can fail on their input (`TensorDataset::new`, `random_split`, the dataset
+//! readers) return [`Result`](crate::Result).
+//!
+//! ```
+//! use tapegrad::data::{datasets, random_split, DataLoader, Dataset};
+//! use tapegrad::prelude::*;
+//!
+//! let digits = datasets::digits()?;
+//! let mut parts = random_split(digits, &[0.8, 0.2], &mut Generator::new(0))?;
+//! let (test, train) = (parts.pop().unwrap(), parts.pop().unwrap());
+//! assert_eq!((train.len(), test.len()), (1438, 359));
+//!
+//! let loader = DataLoader::new(train, 64).shuffle(Generator::new(1)).drop_last(true);
+//! assert_eq!(loader.len(), 1438 / 64);
+//! for (images, labels) in &loader {
+//!     assert_eq!(images.shape(), &[64, 1, 8, 8]);
+//!     assert_eq!((labels.shape(), labels.dtype()), (&[64][..], DType::I64));
+//! }
+//! # Ok::<(), tapegrad::Error>(())
+//! ```
+//!
+//! `examples/03_data.rs` trains a softmax regression on these digits with this loader.
+//!
 //! ## Differences to know
 //!
 //! **Copy-on-write instead of aliasing views.** Storage is an `ndarray::ArcArray`: `reshape`,
@@ -383,3 +596,18 @@
 //! **Anomaly detection also checks forward.** Under `detect_anomaly()` every op's output is
 //! checked, so the first NaN or infinity panics at the op (and your line) that made it, not only
 //! when backward meets it.
+//!
+//! ## Coming next
+//!
+//! Being added now, **not in this version yet** (PyTorch names; the tapegrad names follow them):
+//!
+//! - `torch.optim`: `SGD` (momentum, Nesterov, weight decay), `Adam`, `AdamW` and more, with
+//!   `optimizer.step()` / `zero_grad()`, and learning-rate schedulers (`torch.optim.lr_scheduler`).
+//!   Until then, write the update by hand with `add_scaled_` under `no_grad()`, as above.
+//! - `torch.nn.functional` layer ops in `tapegrad::nn::functional`: convolution (`F.conv2d`),
+//!   pooling (`F.max_pool2d`, `F.avg_pool2d`), normalisation (`F.batch_norm`, `F.layer_norm`),
+//!   `F.dropout`, `F.embedding`, attention (`F.scaled_dot_product_attention`).
+//! - Losses: `F.cross_entropy`, `F.nll_loss`, `F.mse_loss`,
+//!   `F.binary_cross_entropy_with_logits`. Until then, NLL is
+//!   `-x.log_softmax(-1).gather(1, &labels.unsqueeze(1)).mean()`.
+//! - `torch.set_num_threads`.
