@@ -1,12 +1,16 @@
 //! Neural-network building blocks, like `torch.nn`: the [`Module`] trait (named parameters,
 //! train / eval, `state_dict`), `#[derive(Module)]`, layers and initialisation.
 
+mod activation;
 mod container;
 pub mod functional;
 pub mod init;
 mod linear;
 mod module;
 
+pub use activation::{
+    Identity, LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid, Softmax, Softplus, Tanh, GELU,
+};
 pub use container::{Flatten, Sequential};
 pub use linear::Linear;
 pub use module::{Forward, Item, Layer, Module, TrainFlag, Visitor};
