@@ -146,41 +146,44 @@ pub(crate) fn norm_dims(op: &str, dims: &[isize], ndim: usize) -> Vec<usize> {
 /// `numel`.
 #[track_caller]
 pub(crate) fn infer_shape(op: &str, shape: &[isize], numel: usize, from: &[usize]) -> Vec<usize> {
+    let loc = Location::caller();
+    try_infer_shape(op, shape, numel, from).unwrap_or_else(|e| panic!("{e}, at {loc}"))
+}
+
+/// [`infer_shape`] returning the message instead of panicking.
+pub(crate) fn try_infer_shape(
+    op: &str,
+    shape: &[isize],
+    numel: usize,
+    from: &[usize],
+) -> Result<Vec<usize>, String> {
     let mut infer = None;
     let mut known = 1usize;
     for (i, &s) in shape.iter().enumerate() {
         if s == -1 {
             if infer.replace(i).is_some() {
-                panic!(
-                    "{op}: only one dimension can be inferred (-1) in shape {shape:?}, at {}",
-                    Location::caller()
-                );
+                return Err(format!(
+                    "{op}: only one dimension can be inferred (-1) in shape {shape:?}"
+                ));
             }
         } else if s < 0 {
-            panic!(
-                "{op}: invalid shape dimension {s} in {shape:?}, at {}",
-                Location::caller()
-            );
+            return Err(format!("{op}: invalid shape dimension {s} in {shape:?}"));
         } else {
             known *= s as usize;
         }
     }
     let mut out: Vec<usize> = shape.iter().map(|&s| s.max(0) as usize).collect();
+    let invalid =
+        || format!("{op}: shape {shape:?} is invalid for input of size {numel} (shape {from:?})");
     if let Some(i) = infer {
         if known == 0 || numel % known != 0 {
-            panic!(
-                "{op}: shape {shape:?} is invalid for input of size {numel} (shape {from:?}), at {}",
-                Location::caller()
-            );
+            return Err(invalid());
         }
         out[i] = numel / known;
     } else if known != numel {
-        panic!(
-            "{op}: shape {shape:?} is invalid for input of size {numel} (shape {from:?}), at {}",
-            Location::caller()
-        );
+        return Err(invalid());
     }
-    out
+    Ok(out)
 }
 
 /// The broadcast shape of two shapes under NumPy/PyTorch rules, or `None` if incompatible.

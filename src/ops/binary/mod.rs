@@ -179,6 +179,51 @@ pub(crate) fn binary<B: Binary>(a: &Tensor, b: &Tensor, op: B) -> Tensor {
     })
 }
 
+/// Checks that `a` and `b` broadcast together and share a floating dtype (what every arithmetic
+/// op requires).
+fn check_arith(op: &str, a: &Tensor, b: &Tensor) -> crate::Result<()> {
+    if broadcast_shapes(a.shape(), b.shape()).is_none() {
+        return Err(crate::Error::Shape(format!(
+            "{op}: shapes {:?} and {:?} cannot be broadcast together",
+            a.shape(),
+            b.shape()
+        )));
+    }
+    if a.dtype() != b.dtype() || !a.dtype().is_float() {
+        return Err(crate::Error::DType(format!(
+            "{op}: expected two floating-point tensors of the same dtype, got {} and {}",
+            a.dtype(),
+            b.dtype()
+        )));
+    }
+    Ok(())
+}
+
+macro_rules! try_arith {
+    ($($name:ident => $op:ident, $label:literal;)*) => {
+        impl Tensor {
+            $(
+                #[doc = concat!("`", $label, "` returning an error instead of panicking on shapes that do not broadcast or on mismatched dtypes.")]
+                ///
+                /// # Errors
+                /// [`Error::Shape`](crate::Error::Shape) or [`Error::DType`](crate::Error::DType).
+                #[track_caller]
+                pub fn $name(&self, other: &Tensor) -> crate::Result<Tensor> {
+                    check_arith($label, self, other)?;
+                    Ok(binary(self, other, $op))
+                }
+            )*
+        }
+    };
+}
+
+try_arith! {
+    try_add => Add, "add";
+    try_sub => Sub, "sub";
+    try_mul => Mul, "mul";
+    try_div => Div, "div";
+}
+
 /// A 0-d tensor holding `v`, with `like`'s dtype, for tensor–scalar ops.
 pub(crate) fn scalar_like(v: f64, like: &Tensor) -> Tensor {
     Tensor::scalar_of(v, like.dtype())

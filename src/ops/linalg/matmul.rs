@@ -6,7 +6,7 @@ use std::panic::Location;
 use ndarray::{ArrayD, IxDyn};
 
 use crate::autograd::function::Op;
-use crate::ops::binary::{broadcast_or_panic, same_dtype_or_panic};
+use crate::ops::binary::broadcast_or_panic;
 use crate::parallel;
 use crate::tensor::{Data, Float, Storage, Tensor};
 
@@ -136,6 +136,51 @@ fn batched_gemm<F: Float>(a: &Storage<F>, b: &Storage<F>, batch: &[usize]) -> St
     unsafe { out.assume_init() }.into_shared()
 }
 
+/// Checks the operands of `matmul`: both at least 1-d, inner sizes equal (after promoting 1-d
+/// operands), batch dims broadcastable, same floating dtype.
+fn check_matmul(a: &Tensor, b: &Tensor) -> crate::Result<()> {
+    use crate::Error;
+    let (sa, sb) = (a.shape(), b.shape());
+    if sa.is_empty() || sb.is_empty() {
+        return Err(Error::Shape(format!(
+            "matmul: both arguments need at least 1 dimension, got shapes {sa:?} and {sb:?}"
+        )));
+    }
+    // 1-d operands act as a row (left) or a column (right)
+    let (n, k) = if sa.len() == 1 {
+        (1, sa[0])
+    } else {
+        (sa[sa.len() - 2], sa[sa.len() - 1])
+    };
+    let (k2, m) = if sb.len() == 1 {
+        (sb[0], 1)
+    } else {
+        (sb[sb.len() - 2], sb[sb.len() - 1])
+    };
+    if k != k2 {
+        return Err(Error::Shape(format!(
+            "matmul: shapes {sa:?} and {sb:?} cannot be multiplied ({n}x{k} and {k2}x{m})"
+        )));
+    }
+    let (ba, bb) = (
+        &sa[..sa.len().saturating_sub(2)],
+        &sb[..sb.len().saturating_sub(2)],
+    );
+    if crate::tensor::args::broadcast_shapes(ba, bb).is_none() {
+        return Err(Error::Shape(format!(
+            "matmul: batch dims of shapes {sa:?} and {sb:?} cannot be broadcast together"
+        )));
+    }
+    if a.dtype() != b.dtype() || !a.dtype().is_float() {
+        return Err(Error::DType(format!(
+            "matmul: expected two floating-point tensors of the same dtype, got {} and {}",
+            a.dtype(),
+            b.dtype()
+        )));
+    }
+    Ok(())
+}
+
 impl Tensor {
     /// The matrix product with PyTorch's `torch.matmul` semantics:
     /// 1-d · 1-d is a dot product, 2-d @ 2-d a matrix product, a 1-d operand is promoted to a
@@ -155,16 +200,10 @@ impl Tensor {
     /// dtypes differ.
     #[track_caller]
     pub fn matmul(&self, other: &Tensor) -> Tensor {
-        let (ra, rb) = (self.ndim(), other.ndim());
-        if ra == 0 || rb == 0 {
-            panic!(
-                "matmul: both arguments need at least 1 dimension, got shapes {:?} and {:?}, at {}",
-                self.shape(),
-                other.shape(),
-                Location::caller()
-            );
+        if let Err(e) = check_matmul(self, other) {
+            panic!("{e}, at {}", Location::caller());
         }
-        match (ra, rb) {
+        match (self.ndim(), other.ndim()) {
             (1, 1) => self
                 .unsqueeze(0)
                 .matmul_nd(&other.unsqueeze(1))
@@ -175,22 +214,28 @@ impl Tensor {
         }
     }
 
-    /// Matrix product of two operands with at least 2 dims each.
+    /// [`matmul`](Tensor::matmul) returning an error instead of panicking on bad shapes or dtypes.
+    ///
+    /// ```
+    /// use tapegrad::prelude::*;
+    /// let e = Tensor::zeros(&[2, 3]).try_matmul(&Tensor::zeros(&[4, 5])).unwrap_err();
+    /// assert!(e.to_string().starts_with("matmul: shapes [2, 3] and [4, 5] cannot be multiplied"));
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Shape`](crate::Error::Shape) or [`Error::DType`](crate::Error::DType), with the
+    /// message `matmul` would panic with.
+    #[track_caller]
+    pub fn try_matmul(&self, other: &Tensor) -> crate::Result<Tensor> {
+        check_matmul(self, other)?;
+        Ok(self.matmul(other))
+    }
+
+    /// Matrix product of two operands with at least 2 dims each (checked by `check_matmul`).
     #[track_caller]
     fn matmul_nd(&self, other: &Tensor) -> Tensor {
         let (sa, sb) = (self.shape(), other.shape());
-        let k = sa[sa.len() - 1];
-        if sb[sb.len() - 2] != k {
-            panic!(
-                "matmul: shapes {sa:?} and {sb:?} cannot be multiplied ({}x{k} and {}x{}), at {}",
-                sa[sa.len() - 2],
-                sb[sb.len() - 2],
-                sb[sb.len() - 1],
-                Location::caller()
-            );
-        }
         let batch = broadcast_or_panic("matmul", &sa[..sa.len() - 2], &sb[..sb.len() - 2]);
-        same_dtype_or_panic("matmul", self, other);
         let inputs = [self, other];
         let op = Op::new("matmul", &inputs);
         let out = self.with_data(|da| {

@@ -25,7 +25,59 @@ fn concat<T: Element>(parts: &[Data], axis: usize) -> Data {
     )
 }
 
+/// Checks the operands of `cat` and resolves `dim`.
+fn check_cat(tensors: &[&Tensor], dim: isize) -> crate::Result<usize> {
+    use crate::Error;
+    let Some(first) = tensors.first() else {
+        return Err(Error::Shape(
+            "cat: expected a non-empty list of tensors".into(),
+        ));
+    };
+    let n = first.ndim();
+    if n == 0 {
+        return Err(Error::Shape(
+            "cat: zero-dimensional tensors cannot be concatenated".into(),
+        ));
+    }
+    let d = crate::tensor::args::try_norm_dim(dim, n).ok_or_else(|| {
+        Error::Index(format!(
+            "cat: dimension out of range (expected to be in range of [{}, {}], but got {dim})",
+            -(n as isize),
+            n - 1
+        ))
+    })?;
+    for (i, t) in tensors.iter().enumerate() {
+        if t.dtype() != first.dtype() {
+            return Err(Error::DType(format!(
+                "cat: expected all tensors to have dtype {} (that of tensor 0), but tensor {i} has {}",
+                first.dtype(),
+                t.dtype()
+            )));
+        }
+        let fits = t.ndim() == n && (0..n).all(|k| k == d || t.shape()[k] == first.shape()[k]);
+        if !fits {
+            return Err(Error::Shape(format!(
+                "cat: sizes of tensors must match except in dim {d}: tensor 0 has shape {:?} but \
+                 tensor {i} has shape {:?}",
+                first.shape(),
+                t.shape()
+            )));
+        }
+    }
+    Ok(d)
+}
+
 impl Tensor {
+    /// [`cat`](Tensor::cat) returning an error instead of panicking.
+    ///
+    /// # Errors
+    /// An empty list, a bad dim, or tensors whose dtypes or other sizes differ.
+    #[track_caller]
+    pub fn try_cat(tensors: &[&Tensor], dim: isize) -> crate::Result<Tensor> {
+        check_cat(tensors, dim)?;
+        Ok(Tensor::cat(tensors, dim))
+    }
+
     /// Joins tensors along an existing dim, like `torch.cat(tensors, dim)`. All must have the
     /// same dtype and the same sizes except in `dim`. A copy.
     ///
@@ -44,30 +96,7 @@ impl Tensor {
     #[track_caller]
     pub fn cat(tensors: &[&Tensor], dim: isize) -> Tensor {
         let loc = Location::caller();
-        let Some(first) = tensors.first() else {
-            panic!("cat: expected a non-empty list of tensors, at {loc}");
-        };
-        let d = dim_of("cat", dim, first.shape());
-        for (i, t) in tensors.iter().enumerate() {
-            if t.dtype() != first.dtype() {
-                panic!(
-                    "cat: expected all tensors to have dtype {} (that of tensor 0), but tensor {i} \
-                     has {}, at {loc}",
-                    first.dtype(),
-                    t.dtype()
-                );
-            }
-            let fits = t.ndim() == first.ndim()
-                && (0..t.ndim()).all(|k| k == d || t.shape()[k] == first.shape()[k]);
-            if !fits {
-                panic!(
-                    "cat: sizes of tensors must match except in dim {d}: tensor 0 has shape {:?} \
-                     but tensor {i} has shape {:?}, at {loc}",
-                    first.shape(),
-                    t.shape()
-                );
-            }
-        }
+        let d = check_cat(tensors, dim).unwrap_or_else(|e| panic!("{e}, at {loc}"));
         let op = Op::new("cat", tensors).attr("dim", Attr::Int(d as i64));
         let parts: Vec<Data> = tensors.iter().map(|t| t.data()).collect();
         let out = crate::with_any!(&parts[0], |_a: T| concat::<T>(&parts, d));

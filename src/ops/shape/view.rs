@@ -8,7 +8,7 @@ use ndarray::{Axis, IxDyn};
 
 use crate::autograd::function::Op;
 use crate::autograd::tape::Attr;
-use crate::tensor::args::{infer_shape, norm_dim, ShapeArg};
+use crate::tensor::args::{infer_shape, norm_dim, try_infer_shape, ShapeArg};
 use crate::tensor::{DType, Data, Tensor};
 
 fn ints(v: &[usize]) -> Attr {
@@ -40,6 +40,22 @@ impl Tensor {
     #[track_caller]
     pub fn reshape(&self, shape: impl ShapeArg) -> Tensor {
         let shape = infer_shape("reshape", &shape.to_isizes(), self.numel(), self.shape());
+        self.reshape_to(shape)
+    }
+
+    /// [`reshape`](Tensor::reshape) returning an error instead of panicking.
+    ///
+    /// # Errors
+    /// [`Error::Shape`](crate::Error::Shape) if the sizes do not fit the number of elements.
+    #[track_caller]
+    pub fn try_reshape(&self, shape: impl ShapeArg) -> crate::Result<Tensor> {
+        let shape = try_infer_shape("reshape", &shape.to_isizes(), self.numel(), self.shape())
+            .map_err(crate::Error::Shape)?;
+        Ok(self.reshape_to(shape))
+    }
+
+    #[track_caller]
+    fn reshape_to(&self, shape: Vec<usize>) -> Tensor {
         if shape == self.shape() {
             return self.clone();
         }
