@@ -524,3 +524,237 @@ pub fn adaptive_avg_pool2d(input: &Tensor, output_size: impl Size2) -> Tensor {
     };
     window_op::<false>("adaptive_avg_pool2d", input, Arc::new(win))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prelude::*;
+    use crate::testing::{randn64, randn64_t};
+
+    fn x3x3() -> Tensor {
+        Tensor::from_vec_f64((1..=9).map(f64::from).collect(), &[1, 1, 3, 3])
+    }
+
+    #[test]
+    fn max_pool2d_values_and_indices_by_hand() {
+        // x = [[1,2,3],[4,5,6],[7,8,9]]
+        // kernel 2, stride 2, padding 1: windows over rows/cols {-1,0} and {1,2}
+        let (y, i) = max_pool2d_with_indices(&x3x3(), 2, 2, 1, 1, false);
+        assert_eq!(y.to_vec::<f64>(), vec![1.0, 3.0, 7.0, 9.0]);
+        assert_eq!(i.to_vec::<i64>(), vec![0, 2, 6, 8]);
+        assert_eq!(i.dtype(), DType::I64);
+        // dilation 2: the four corners
+        let (y, i) = max_pool2d_with_indices(&x3x3(), 2, 1, 0, 2, false);
+        assert_eq!((y.to_vec::<f64>(), i.to_vec::<i64>()), (vec![9.0], vec![8]));
+        // ceil_mode keeps the partial windows starting at row/col 2
+        assert_eq!(
+            max_pool2d(&x3x3(), 2, 2, 0, 1, false).to_vec::<f64>(),
+            vec![5.0]
+        );
+        let y = max_pool2d(&x3x3(), 2, 2, 0, 1, true);
+        assert_eq!(y.shape(), &[1, 1, 2, 2]);
+        assert_eq!(y.to_vec::<f64>(), vec![5.0, 6.0, 8.0, 9.0]);
+        // non-square kernel (1, 3) with stride (1, 3) on an unbatched input
+        let y = max_pool2d(&x3x3().squeeze_dim(0), (1, 3), (1, 3), 0, 1, false);
+        assert_eq!(y.shape(), &[1, 3, 1]);
+        assert_eq!(y.to_vec::<f64>(), vec![3.0, 6.0, 9.0]);
+    }
+
+    #[test]
+    fn max_pool2d_gradient_goes_to_the_first_maximum_and_nan_wins() {
+        let x = Tensor::ones_dtype(&[1, 1, 2, 2], DType::F64).requires_grad();
+        max_pool2d(&x, 2, 2, 0, 1, false).sum().backward();
+        assert_eq!(x.grad().unwrap().to_vec::<f64>(), vec![1.0, 0.0, 0.0, 0.0]);
+        let x = Tensor::from_vec_f64(vec![1.0, f64::NAN, 3.0, 2.0], &[1, 2, 2]);
+        let (y, i) = max_pool2d_with_indices(&x, 2, 2, 0, 1, false);
+        assert!(y.item().is_nan());
+        assert_eq!(i.to_vec::<i64>(), vec![1]);
+    }
+
+    #[test]
+    fn avg_pool2d_divisors_follow_pytorch() {
+        // ceil_mode, count_include_pad: the windows past the input count only up to H + p = 3:
+        // (1+2+4+5)/4, (3+6)/2, (7+8)/2, 9/1
+        let y = avg_pool2d(&x3x3(), 2, 2, 0, true, true);
+        assert_eq!(y.to_vec::<f64>(), vec![3.0, 4.5, 7.5, 9.0]);
+        // padding 1, kernel 3, stride 2: the corner window holds 4 inputs of 9 taps
+        let y = avg_pool2d(&x3x3(), 3, 2, 1, false, true);
+        assert_eq!(y.to_vec::<f64>()[0], (1.0 + 2.0 + 4.0 + 5.0) / 9.0);
+        let y = avg_pool2d(&x3x3(), 3, 2, 1, false, false);
+        assert_eq!(y.to_vec::<f64>()[0], (1.0 + 2.0 + 4.0 + 5.0) / 4.0);
+    }
+
+    #[test]
+    fn adaptive_avg_pool2d_windows_follow_pytorch() {
+        // 3 → 2: rows/cols [0, 2) and [1, 3)
+        let y = adaptive_avg_pool2d(&x3x3(), (2, 2));
+        assert_eq!(y.to_vec::<f64>(), vec![3.0, 4.0, 6.0, 7.0]);
+        // 5 → 3: [0, 2), [1, 4), [3, 5)
+        let x = Tensor::from_vec_f64(vec![1.0, 2.0, 3.0, 4.0, 5.0], &[1, 1, 5]);
+        assert_eq!(
+            adaptive_avg_pool2d(&x, (1, 3)).to_vec::<f64>(),
+            vec![1.5, 3.0, 4.5]
+        );
+        // a multiple of the output size is a plain average pool
+        let x = randn64(&[2, 3, 4, 6], 1);
+        let a = adaptive_avg_pool2d(&x, (2, 3)).to_vec::<f64>();
+        let b = avg_pool2d(&x, 2, 2, 0, false, true).to_vec::<f64>();
+        a.iter()
+            .zip(&b)
+            .for_each(|(a, b)| assert!((a - b).abs() < 1e-12));
+    }
+
+    #[test]
+    fn max_pool2d_gradcheck() {
+        let cases: [(
+            &[usize],
+            (usize, usize),
+            (usize, usize),
+            (usize, usize),
+            usize,
+            bool,
+        ); 5] = [
+            (&[2, 3, 6, 5], (2, 2), (2, 2), (1, 1), 1, false),
+            (&[1, 2, 7, 7], (3, 2), (2, 1), (1, 0), 2, false),
+            (&[2, 2, 5, 5], (2, 2), (2, 2), (0, 0), 1, true),
+            (&[3, 5, 4], (3, 3), (1, 1), (1, 1), 1, false),
+            (&[1, 1, 6, 6], (3, 3), (2, 2), (1, 1), 1, true),
+        ];
+        for (i, &(shape, k, s, p, d, ceil)) in cases.iter().enumerate() {
+            gradcheck(
+                |t| max_pool2d(&t[0], k, s, p, d, ceil),
+                &[randn64(shape, i as u64)],
+            )
+            .unwrap();
+        }
+        // non-contiguous: an NHWC buffer seen as NCHW
+        let x = randn64(&[2, 5, 6, 3], 9).permute([0, 3, 1, 2]);
+        gradcheck(|t| max_pool2d(&t[0], 2, 2, 0, 1, false), &[x]).unwrap();
+    }
+
+    #[test]
+    fn avg_pool2d_gradcheck() {
+        for (i, &(k, s, p, ceil, cip)) in [
+            ((2, 2), (2, 2), (0, 0), false, true),
+            ((3, 2), (2, 1), (1, 1), false, true),
+            ((3, 3), (2, 2), (1, 1), true, false),
+            ((2, 3), (2, 2), (1, 0), true, true),
+        ]
+        .iter()
+        .enumerate()
+        {
+            gradcheck(
+                |t| avg_pool2d(&t[0], k, s, p, ceil, cip),
+                &[randn64(&[2, 3, 7, 6], i as u64)],
+            )
+            .unwrap();
+        }
+        gradcheck(
+            |t| avg_pool2d(&t[0], 2, 1, 1, false, false),
+            &[randn64_t(&[4, 5, 3], 7)],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn adaptive_avg_pool2d_gradcheck() {
+        gradcheck(
+            |t| adaptive_avg_pool2d(&t[0], (3, 2)),
+            &[randn64(&[2, 3, 7, 5], 1)],
+        )
+        .unwrap();
+        gradcheck(
+            |t| adaptive_avg_pool2d(&t[0], (4, 7)),
+            &[randn64_t(&[3, 5, 6], 2)],
+        )
+        .unwrap();
+        let x = randn64(&[2, 5, 6, 3], 3).permute([0, 3, 1, 2]);
+        gradcheck(|t| adaptive_avg_pool2d(&t[0], 1), &[x]).unwrap();
+    }
+
+    fn leaf(t: &Tensor) -> Tensor {
+        if t.requires_grad_enabled() {
+            t.clone()
+        } else {
+            t.detach().requires_grad()
+        }
+    }
+
+    #[test]
+    fn pooling_second_order_gradcheck() {
+        // ∂/∂x Σ tanh(pool(x))², differentiated again: through the recorded backward ops
+        let pools: [fn(&Tensor) -> Tensor; 3] = [
+            |x| max_pool2d(x, 2, 2, 1, 1, false),
+            |x| avg_pool2d(x, 3, 2, 1, true, false),
+            |x| adaptive_avg_pool2d(x, (2, 3)),
+        ];
+        for pool in pools {
+            gradcheck(
+                |t| {
+                    let _g = enable_grad();
+                    let x = leaf(&t[0]);
+                    let y = pool(&x).tanh().square().sum();
+                    grad(&[&y], &[&x], true).remove(0)
+                },
+                &[randn64(&[2, 2, 5, 5], 1)],
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn large_inputs_pool_in_parallel_with_the_same_values() {
+        let x = randn64(&[8, 16, 32, 32], 1);
+        let small = x.narrow(0, 3, 1);
+        let per = 16 * 16 * 16;
+        let big = max_pool2d(&x, 2, 2, 0, 1, false).to_vec::<f64>();
+        assert_eq!(
+            big[3 * per..4 * per],
+            max_pool2d(&small, 2, 2, 0, 1, false).to_vec::<f64>()
+        );
+        let big = avg_pool2d(&x, 2, 2, 0, false, true).to_vec::<f64>();
+        assert_eq!(
+            big[3 * per..4 * per],
+            avg_pool2d(&small, 2, 2, 0, false, true).to_vec::<f64>()
+        );
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "max_pool2d: expected a 3-d [C, H, W] or 4-d [N, C, H, W] input with non-empty H and W, got [4, 4]"
+    )]
+    fn max_pool2d_rejects_a_2d_input() {
+        max_pool2d(&Tensor::zeros(&[4, 4]), 2, 2, 0, 1, false);
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "avg_pool2d: padding (2, 2) must be at most half of the kernel size (3, 3)"
+    )]
+    fn avg_pool2d_padding_at_most_half_the_kernel() {
+        avg_pool2d(&Tensor::zeros(&[1, 1, 5, 5]), 3, 1, 2, false, true);
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "max_pool2d: the kernel (3, 3) (dilation (1, 1)) is larger than the padded input (size (2, 5), padding (0, 0); input [1, 1, 2, 5])"
+    )]
+    fn max_pool2d_kernel_larger_than_the_input() {
+        max_pool2d(&Tensor::zeros(&[1, 1, 2, 5]), 3, 1, 0, 1, false);
+    }
+
+    #[test]
+    #[should_panic(expected = "adaptive_avg_pool2d: the output size must be positive, got (0, 2)")]
+    fn adaptive_avg_pool2d_rejects_an_empty_output() {
+        adaptive_avg_pool2d(&Tensor::zeros(&[1, 3, 3]), (0, 2));
+    }
+
+    #[test]
+    fn pool_errors_name_the_callers_line() {
+        let x = Tensor::zeros(&[2, 2]);
+        let line = line!() + 1;
+        let err = std::panic::catch_unwind(|| avg_pool2d(&x, 2, 2, 0, false, true)).unwrap_err();
+        let msg = err.downcast_ref::<String>().unwrap();
+        assert!(msg.contains(&format!("at {}:{line}:", file!())), "{msg}");
+    }
+}
