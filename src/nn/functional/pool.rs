@@ -604,16 +604,19 @@ mod tests {
             .for_each(|(a, b)| assert!((a - b).abs() < 1e-12));
     }
 
+    type Case = (
+        &'static [usize],
+        (usize, usize),
+        (usize, usize),
+        (usize, usize),
+        usize,
+        bool,
+    );
+
     #[test]
     fn max_pool2d_gradcheck() {
-        let cases: [(
-            &[usize],
-            (usize, usize),
-            (usize, usize),
-            (usize, usize),
-            usize,
-            bool,
-        ); 5] = [
+        // (shape, kernel, stride, padding, dilation, ceil_mode)
+        let cases: [Case; 5] = [
             (&[2, 3, 6, 5], (2, 2), (2, 2), (1, 1), 1, false),
             (&[1, 2, 7, 7], (3, 2), (2, 1), (1, 0), 2, false),
             (&[2, 2, 5, 5], (2, 2), (2, 2), (0, 0), 1, true),
