@@ -1,1 +1,763 @@
-//! (being written)
+//! 2-d pooling: `max_pool2d` (and `max_pool2d_with_indices`), `avg_pool2d` and
+//! `adaptive_avg_pool2d`, like their `torch.nn.functional` namesakes.
+//!
+//! Inputs are `[N, C, H, W]` or unbatched `[C, H, W]`; every `H × W` plane is pooled on its own,
+//! planes spread over both cores when the work is large. Each op is one tape entry with a raw
+//! kernel for its backward, itself recorded so gradients can be differentiated again:
+//!
+//! - max pooling reads one element per window (its argmax); the backward scatters the gradient
+//!   to those positions, and the backward of that scatter reads at the same positions again;
+//! - average pooling (plain or adaptive) is a linear map given by per-output row and column
+//!   windows and divisors; the backward spreads the gradient over each window, and the backward
+//!   of the spreading averages again.
+
+use std::panic::Location;
+use std::sync::Arc;
+
+use ndarray::{ArrayD, IxDyn};
+use rayon::prelude::*;
+
+use super::conv::Size2;
+use crate::autograd::function::Op;
+use crate::tensor::{Data, Float, Storage, Tensor};
+
+/// Below this many element visits a pass runs on one thread.
+const PAR_WORK: usize = 1 << 15;
+
+/// Runs `f(plane, out_chunk)` for each plane's chunk of `out` (`chunk` elements each), on both
+/// cores when `work` is large.
+fn per_plane<T: Send>(
+    out: &mut [T],
+    chunk: usize,
+    work: usize,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) {
+    if chunk == 0 {
+        return;
+    }
+    if work >= PAR_WORK {
+        out.par_chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(p, c)| f(p, c));
+    } else {
+        out.chunks_mut(chunk).enumerate().for_each(|(p, c)| f(p, c));
+    }
+}
+
+/// The elements of `t` in row-major order as data of standard layout.
+fn standard(t: &Tensor) -> Data {
+    t.data().to_standard_layout()
+}
+
+/// The indices of standard-layout int64 data.
+fn slice_of(d: &Data) -> &[i64] {
+    match d {
+        Data::I64(a) => a.as_slice().expect("standard layout"),
+        _ => unreachable!("pooling indices are int64"),
+    }
+}
+
+fn wrap<T: crate::tensor::Element>(v: Vec<T>, shape: &[usize]) -> Storage<T> {
+    ArrayD::from_shape_vec(IxDyn(shape), v)
+        .expect("one value per element")
+        .into_shared()
+}
+
+/// `shape` with its last two dims replaced by `(h, w)`.
+fn with_plane(shape: &[usize], (h, w): (usize, usize)) -> Vec<usize> {
+    let mut s = shape[..shape.len() - 2].to_vec();
+    s.extend([h, w]);
+    s
+}
+
+/// Checks the input is `[C, H, W]` or `[N, C, H, W]` with non-empty planes, of a float dtype.
+fn check_input(op: &str, x: &Tensor, loc: &Location) {
+    let s = x.shape();
+    if !(3..=4).contains(&s.len()) || s[s.len() - 2..].contains(&0) {
+        panic!(
+            "{op}: expected a 3-d [C, H, W] or 4-d [N, C, H, W] input with non-empty H and W, \
+             got {s:?}, at {loc}"
+        );
+    }
+    if !x.dtype().is_float() {
+        panic!(
+            "{op}: expected a floating-point input, got {} {s:?}, at {loc}",
+            x.dtype()
+        );
+    }
+}
+
+/// The output size of a pooling dim, as PyTorch computes it: `⌊(n + 2p − d(k − 1) − 1 + (ceil ?
+/// s − 1 : 0)) / s⌋ + 1`, minus one in ceil mode if the last window would start in the right
+/// padding. `None` if it is not positive.
+fn out_size(n: usize, k: usize, s: usize, p: usize, d: usize, ceil: bool) -> Option<usize> {
+    let span =
+        (n + 2 * p) as isize - (d * (k - 1) + 1) as isize + if ceil { s as isize - 1 } else { 0 };
+    if span < 0 {
+        return None;
+    }
+    let mut o = span as usize / s + 1;
+    if ceil && (o - 1) * s >= n + p {
+        o -= 1;
+    }
+    (o > 0).then_some(o)
+}
+
+/// Checks the window parameters of a pooling op and returns the output `(oh, ow)`.
+#[allow(clippy::too_many_arguments)]
+fn check_window(
+    op: &str,
+    x: &Tensor,
+    k: (usize, usize),
+    s: (usize, usize),
+    p: (usize, usize),
+    d: (usize, usize),
+    ceil: bool,
+    loc: &Location,
+) -> (usize, usize) {
+    check_input(op, x, loc);
+    let shape = x.shape();
+    if [k.0, k.1, s.0, s.1, d.0, d.1].contains(&0) {
+        panic!(
+            "{op}: kernel size, stride and dilation must be positive, got kernel {k:?}, stride \
+             {s:?}, dilation {d:?} (input {shape:?}), at {loc}"
+        );
+    }
+    if p.0 > k.0 / 2 || p.1 > k.1 / 2 {
+        panic!(
+            "{op}: padding {p:?} must be at most half of the kernel size {k:?} (input \
+             {shape:?}), at {loc}"
+        );
+    }
+    let (h, w) = (shape[shape.len() - 2], shape[shape.len() - 1]);
+    match (
+        out_size(h, k.0, s.0, p.0, d.0, ceil),
+        out_size(w, k.1, s.1, p.1, d.1, ceil),
+    ) {
+        (Some(oh), Some(ow)) => (oh, ow),
+        _ => panic!(
+            "{op}: the kernel {k:?} (dilation {d:?}) is larger than the padded input (size \
+             {:?}, padding {p:?}; input {shape:?}), at {loc}",
+            (h, w)
+        ),
+    }
+}
+
+// ----- max pooling: read at indices / scatter to indices ---------------------------------------
+
+/// The argmax of every window, as flat `y · W + x` positions within the plane: the first of
+/// equal maxima, a NaN if the window holds one (the last, as in PyTorch).
+#[allow(clippy::too_many_arguments)]
+fn argmax_windows<F: Float>(
+    x: &[F],
+    (h, w): (usize, usize),
+    (oh, ow): (usize, usize),
+    k: (usize, usize),
+    s: (usize, usize),
+    p: (usize, usize),
+    d: (usize, usize),
+) -> Vec<i64> {
+    let planes = x.len() / (h * w);
+    let mut idx = vec![0i64; planes * oh * ow];
+    let taps = |o: usize, k: usize, s: usize, p: usize, d: usize, n: usize| {
+        (0..k)
+            .map(move |i| (o * s + i * d) as isize - p as isize)
+            .filter(move |&v| v >= 0 && (v as usize) < n)
+            .map(|v| v as usize)
+    };
+    per_plane(
+        &mut idx,
+        oh * ow,
+        planes * oh * ow * k.0 * k.1,
+        |pl, out| {
+            let plane = &x[pl * h * w..(pl + 1) * h * w];
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut best: Option<(F, usize)> = None;
+                    for iy in taps(oy, k.0, s.0, p.0, d.0, h) {
+                        for ix in taps(ox, k.1, s.1, p.1, d.1, w) {
+                            let at = iy * w + ix;
+                            let v = plane[at];
+                            match best {
+                                Some((b, _)) if !(v > b || v.is_nan()) => {}
+                                _ => best = Some((v, at)),
+                            }
+                        }
+                    }
+                    out[oy * ow + ox] = best.map_or(0, |b| b.1 as i64);
+                }
+            }
+        },
+    );
+    idx
+}
+
+/// `out[plane, j] = x[plane, idx[plane, j]]` over planes of `x.len() / planes` elements.
+fn gather_planes<F: Float>(x: &[F], idx: &[i64], planes: usize) -> Vec<F> {
+    let (inp, outp) = (x.len() / planes.max(1), idx.len() / planes.max(1));
+    let mut out = vec![F::zero(); idx.len()];
+    per_plane(&mut out, outp, idx.len(), |pl, o| {
+        let (src, ix) = (&x[pl * inp..], &idx[pl * outp..(pl + 1) * outp]);
+        o.iter_mut()
+            .zip(ix)
+            .for_each(|(o, &i)| *o = src[i as usize]);
+    });
+    out
+}
+
+/// `out[plane, idx[plane, j]] += g[plane, j]`, planes of `plane_len` elements: the adjoint of
+/// [`gather_planes`].
+fn scatter_planes<F: Float>(g: &[F], idx: &[i64], planes: usize, plane_len: usize) -> Vec<F> {
+    let outp = idx.len() / planes.max(1);
+    let mut out = vec![F::zero(); planes * plane_len];
+    per_plane(&mut out, plane_len, idx.len(), |pl, o| {
+        let range = pl * outp..(pl + 1) * outp;
+        for (&v, &i) in g[range.clone()].iter().zip(&idx[range]) {
+            o[i as usize] += v;
+        }
+    });
+    out
+}
+
+/// Records `name`: `x` (`[.., H, W]`) read at the per-plane positions `idx` (`[.., OH, OW]`).
+/// The backward scatters the gradient back to the positions.
+#[track_caller]
+fn gather_op(name: &'static str, x: &Tensor, idx: &Tensor) -> Tensor {
+    let inputs = [x];
+    let op = Op::new(name, &inputs);
+    let (xd, id) = (standard(x), standard(idx));
+    let planes = idx.numel() / (idx.shape()[idx.ndim() - 2] * idx.shape()[idx.ndim() - 1]).max(1);
+    let out = crate::with_float!(&xd, name, |a: F| {
+        let v = gather_planes(a.as_slice().expect("standard"), slice_of(&id), planes);
+        Data::from(wrap(v, idx.shape()))
+    });
+    let in_shape = x.shape().to_vec();
+    op.save(idx).finish(out, move |ctx, g| {
+        vec![Some(scatter_op(g, &ctx.saved(0), &in_shape))]
+    })
+}
+
+/// Records `max_pool2d_backward`: `g` (`[.., OH, OW]`) added into zeros of `shape` at the
+/// per-plane positions `idx`. The backward reads the gradient at the positions again.
+#[track_caller]
+fn scatter_op(g: &Tensor, idx: &Tensor, shape: &[usize]) -> Tensor {
+    let inputs = [g];
+    let op = Op::new("max_pool2d_backward", &inputs);
+    let (gd, id) = (standard(g), standard(idx));
+    let plane_len = shape[shape.len() - 2] * shape[shape.len() - 1];
+    let planes = shape.iter().product::<usize>() / plane_len.max(1);
+    let out = crate::with_float!(&gd, "max_pool2d_backward", |a: F| {
+        let v = scatter_planes(
+            a.as_slice().expect("standard"),
+            slice_of(&id),
+            planes,
+            plane_len,
+        );
+        Data::from(wrap(v, shape))
+    });
+    op.save(idx).finish(out, move |ctx, gg| {
+        vec![Some(gather_op("max_pool2d_gather", gg, &ctx.saved(0)))]
+    })
+}
+
+/// 2-d max pooling and the position of each maximum, like
+/// `torch.nn.functional.max_pool2d(..., return_indices=True)`.
+///
+/// The indices are int64 positions `y · W + x` within each input plane (as PyTorch returns them,
+/// usable with `max_unpool2d`). The gradient flows to those positions only. See
+/// [`max_pool2d`] for the arguments.
+///
+/// ```
+/// use tapegrad::prelude::*;
+/// use tapegrad::nn::functional::max_pool2d_with_indices;
+/// let x = Tensor::from_vec(vec![1.0, 5.0, 2.0, 0.0, 3.0, 4.0, 9.0, 8.0], &[1, 2, 4]);
+/// let (y, i) = max_pool2d_with_indices(&x, 2, 2, 0, 1, false);
+/// assert_eq!(y.to_vec::<f32>(), vec![5.0, 9.0]);
+/// assert_eq!(i.to_vec::<i64>(), vec![1, 6]);
+/// ```
+///
+/// # Panics
+/// As [`max_pool2d`].
+#[track_caller]
+pub fn max_pool2d_with_indices(
+    input: &Tensor,
+    kernel_size: impl Size2,
+    stride: impl Size2,
+    padding: impl Size2,
+    dilation: impl Size2,
+    ceil_mode: bool,
+) -> (Tensor, Tensor) {
+    let loc = Location::caller();
+    let (k, s, p, d) = (
+        kernel_size.pair(),
+        stride.pair(),
+        padding.pair(),
+        dilation.pair(),
+    );
+    let op = "max_pool2d";
+    let (oh, ow) = check_window(op, input, k, s, p, d, ceil_mode, loc);
+    let shape = input.shape();
+    let hw = (shape[shape.len() - 2], shape[shape.len() - 1]);
+    let xd = standard(input);
+    let idx = crate::with_float!(&xd, op, |a: F| {
+        argmax_windows(a.as_slice().expect("standard"), hw, (oh, ow), k, s, p, d)
+    });
+    let idx = Tensor::from_data(Data::I64(wrap(idx, &with_plane(shape, (oh, ow)))));
+    (gather_op(op, input, &idx), idx)
+}
+
+/// 2-d max pooling, like `torch.nn.functional.max_pool2d(input, kernel_size, stride, padding,
+/// dilation, ceil_mode)`: the largest value of each `kernel_size` window (taps `dilation`
+/// apart), windows `stride` apart over the input padded with `-∞`. PyTorch's defaults are
+/// `stride = kernel_size, padding 0, dilation 1, ceil_mode false`; each size is a `usize` or
+/// an `(h, w)` pair.
+///
+/// The output is `[.., OH, OW]` with `OH = ⌊(H + 2p − d(k − 1) − 1) / s⌋ + 1` (rounded up in
+/// `ceil_mode`, as long as the last window starts inside the input or the left padding). The
+/// gradient goes to the (first) maximum of each window.
+///
+/// ```
+/// use tapegrad::prelude::*;
+/// use tapegrad::nn::functional::max_pool2d;
+/// let x = Tensor::arange(0.0, 16.0, 1.0).reshape([1, 1, 4, 4]);
+/// assert_eq!(max_pool2d(&x, 2, 2, 0, 1, false).to_vec::<f32>(), vec![5.0, 7.0, 13.0, 15.0]);
+/// ```
+///
+/// # Panics
+/// If the input is not 3-d or 4-d with non-empty planes or not floating point, if a kernel
+/// size, stride or dilation is 0, if the padding is more than half the kernel size, or if the
+/// window does not fit the padded input.
+#[track_caller]
+pub fn max_pool2d(
+    input: &Tensor,
+    kernel_size: impl Size2,
+    stride: impl Size2,
+    padding: impl Size2,
+    dilation: impl Size2,
+    ceil_mode: bool,
+) -> Tensor {
+    max_pool2d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode).0
+}
+
+// ----- average pooling: a separable window average and its adjoint -----------------------------
+
+/// An averaging of `[.., H, W]` planes over rectangular windows: output `(oy, ox)` sums input
+/// rows `rows[oy].0 .. rows[oy].1` and columns `cols[ox].0 .. cols[ox].1`, divided by
+/// `rows[oy].2 · cols[ox].2`.
+#[derive(Debug)]
+struct Windows {
+    h: usize,
+    w: usize,
+    rows: Vec<(usize, usize, usize)>,
+    cols: Vec<(usize, usize, usize)>,
+}
+
+impl Windows {
+    fn out(&self) -> (usize, usize) {
+        (self.rows.len(), self.cols.len())
+    }
+
+    /// `TRANSPOSE = false`: `x [P, H·W] → y [P, OH·OW]`; `true`: the adjoint, spreading
+    /// `y [P, OH·OW]` back over `[P, H·W]`.
+    fn run<F: Float, const TRANSPOSE: bool>(&self, src: &[F]) -> Vec<F> {
+        let (hw, l) = (self.h * self.w, self.rows.len() * self.cols.len());
+        let (inp, outp) = if TRANSPOSE { (l, hw) } else { (hw, l) };
+        let planes = src.len() / inp.max(1);
+        let mut out = vec![F::zero(); planes * outp];
+        let work = planes * (hw + l);
+        per_plane(&mut out, outp, work, |pl, o| {
+            let s = &src[pl * inp..(pl + 1) * inp];
+            for (oy, &(r0, r1, rd)) in self.rows.iter().enumerate() {
+                for (ox, &(c0, c1, cd)) in self.cols.iter().enumerate() {
+                    let scale = F::one() / F::c((rd * cd) as f64);
+                    let at = oy * self.cols.len() + ox;
+                    if TRANSPOSE {
+                        let v = s[at] * scale;
+                        for r in r0..r1 {
+                            o[r * self.w + c0..r * self.w + c1]
+                                .iter_mut()
+                                .for_each(|e| *e += v);
+                        }
+                    } else {
+                        let sum: F = (r0..r1)
+                            .map(|r| {
+                                s[r * self.w + c0..r * self.w + c1]
+                                    .iter()
+                                    .copied()
+                                    .sum::<F>()
+                            })
+                            .sum();
+                        o[at] = sum * scale;
+                    }
+                }
+            }
+        });
+        out
+    }
+}
+
+/// Records `name`, the window average of `x` (`TRANSPOSE = false`, `[.., H, W] → [.., OH, OW]`)
+/// or its adjoint (`[.., OH, OW] → [.., H, W]`); the backward of each is the other.
+#[track_caller]
+fn window_op<const TRANSPOSE: bool>(name: &'static str, x: &Tensor, win: Arc<Windows>) -> Tensor {
+    let inputs = [x];
+    let op = Op::new(name, &inputs);
+    let plane = if TRANSPOSE { (win.h, win.w) } else { win.out() };
+    let shape = with_plane(x.shape(), plane);
+    let xd = standard(x);
+    let out = crate::with_float!(&xd, name, |a: F| {
+        Data::from(wrap(
+            win.run::<F, TRANSPOSE>(a.as_slice().expect("standard")),
+            &shape,
+        ))
+    });
+    op.finish(out, move |_, g| {
+        vec![Some(if TRANSPOSE {
+            window_op::<false>("avg_pool2d", g, win.clone())
+        } else {
+            window_op::<true>("avg_pool2d_backward", g, win.clone())
+        })]
+    })
+}
+
+/// 2-d average pooling, like `torch.nn.functional.avg_pool2d(input, kernel_size, stride,
+/// padding, ceil_mode, count_include_pad)`: the mean of each `kernel_size` window, windows
+/// `stride` apart over the input zero-padded by `padding`. PyTorch's defaults are `stride =
+/// kernel_size, padding 0, ceil_mode false, count_include_pad true`.
+///
+/// With `count_include_pad` the divisor counts the padding taps of a window (but not the part of
+/// a `ceil_mode` window beyond the padding); without it only the input taps. The output size is
+/// as in [`max_pool2d`] with dilation 1.
+///
+/// ```
+/// use tapegrad::prelude::*;
+/// use tapegrad::nn::functional::avg_pool2d;
+/// let x = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[1, 2, 2]);
+/// assert_eq!(avg_pool2d(&x, 2, 2, 0, false, true).to_vec::<f32>(), vec![2.5]);
+/// // padding 1, stride 2: the corner windows hold one input each, counted with 3 padding zeros
+/// assert_eq!(avg_pool2d(&x, 2, 2, 1, false, true).to_vec::<f32>(), vec![0.25, 0.5, 0.75, 1.0]);
+/// assert_eq!(avg_pool2d(&x, 2, 2, 1, false, false).to_vec::<f32>(), vec![1.0, 2.0, 3.0, 4.0]);
+/// ```
+///
+/// # Panics
+/// As [`max_pool2d`].
+#[track_caller]
+pub fn avg_pool2d(
+    input: &Tensor,
+    kernel_size: impl Size2,
+    stride: impl Size2,
+    padding: impl Size2,
+    ceil_mode: bool,
+    count_include_pad: bool,
+) -> Tensor {
+    let loc = Location::caller();
+    let (k, s, p) = (kernel_size.pair(), stride.pair(), padding.pair());
+    let (oh, ow) = check_window("avg_pool2d", input, k, s, p, (1, 1), ceil_mode, loc);
+    let shape = input.shape();
+    let (h, w) = (shape[shape.len() - 2], shape[shape.len() - 1]);
+    // PyTorch: the window [o·s − p, min(o·s − p + k, n + p)) sets the padded count; clipped to
+    // [0, n) it sets the input count
+    let dim = |out: usize, n: usize, k: usize, s: usize, p: usize| {
+        (0..out)
+            .map(|o| {
+                let start = (o * s) as isize - p as isize;
+                let end = (start + k as isize).min((n + p) as isize);
+                let padded = (end - start) as usize;
+                let (a, b) = (start.max(0) as usize, (end as usize).min(n));
+                (a, b, if count_include_pad { padded } else { b - a })
+            })
+            .collect()
+    };
+    let win = Windows {
+        h,
+        w,
+        rows: dim(oh, h, k.0, s.0, p.0),
+        cols: dim(ow, w, k.1, s.1, p.1),
+    };
+    window_op::<false>("avg_pool2d", input, Arc::new(win))
+}
+
+/// 2-d adaptive average pooling to a fixed `output_size` `(OH, OW)` whatever the input size,
+/// like `torch.nn.functional.adaptive_avg_pool2d`: output row `i` averages input rows
+/// `⌊i·H/OH⌋ .. ⌈(i + 1)·H/OH⌉` (the windows overlap when `H` is not a multiple of `OH`), and
+/// likewise for columns.
+///
+/// ```
+/// use tapegrad::prelude::*;
+/// use tapegrad::nn::functional::adaptive_avg_pool2d;
+/// let x = Tensor::from_vec(vec![1.0, 2.0, 3.0], &[1, 1, 3]);
+/// // rows 0..1 and cols 0..2, 1..3: the windows share the middle column
+/// assert_eq!(adaptive_avg_pool2d(&x, (1, 2)).to_vec::<f32>(), vec![1.5, 2.5]);
+/// ```
+///
+/// # Panics
+/// If the input is not 3-d or 4-d with non-empty planes or not floating point, or if an output
+/// size is 0.
+#[track_caller]
+pub fn adaptive_avg_pool2d(input: &Tensor, output_size: impl Size2) -> Tensor {
+    let loc = Location::caller();
+    let (oh, ow) = output_size.pair();
+    check_input("adaptive_avg_pool2d", input, loc);
+    if oh == 0 || ow == 0 {
+        panic!(
+            "adaptive_avg_pool2d: the output size must be positive, got {:?} (input {:?}), at \
+             {loc}",
+            (oh, ow),
+            input.shape()
+        );
+    }
+    let shape = input.shape();
+    let (h, w) = (shape[shape.len() - 2], shape[shape.len() - 1]);
+    let dim = |out: usize, n: usize| {
+        (0..out)
+            .map(|i| {
+                let (a, b) = (i * n / out, ((i + 1) * n).div_ceil(out));
+                (a, b, b - a)
+            })
+            .collect()
+    };
+    let win = Windows {
+        h,
+        w,
+        rows: dim(oh, h),
+        cols: dim(ow, w),
+    };
+    window_op::<false>("adaptive_avg_pool2d", input, Arc::new(win))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prelude::*;
+    use crate::testing::{randn64, randn64_t};
+
+    fn x3x3() -> Tensor {
+        Tensor::from_vec_f64((1..=9).map(f64::from).collect(), &[1, 1, 3, 3])
+    }
+
+    #[test]
+    fn max_pool2d_values_and_indices_by_hand() {
+        // x = [[1,2,3],[4,5,6],[7,8,9]]
+        // kernel 2, stride 2, padding 1: windows over rows/cols {-1,0} and {1,2}
+        let (y, i) = max_pool2d_with_indices(&x3x3(), 2, 2, 1, 1, false);
+        assert_eq!(y.to_vec::<f64>(), vec![1.0, 3.0, 7.0, 9.0]);
+        assert_eq!(i.to_vec::<i64>(), vec![0, 2, 6, 8]);
+        assert_eq!(i.dtype(), DType::I64);
+        // dilation 2: the four corners
+        let (y, i) = max_pool2d_with_indices(&x3x3(), 2, 1, 0, 2, false);
+        assert_eq!((y.to_vec::<f64>(), i.to_vec::<i64>()), (vec![9.0], vec![8]));
+        // ceil_mode keeps the partial windows starting at row/col 2
+        assert_eq!(
+            max_pool2d(&x3x3(), 2, 2, 0, 1, false).to_vec::<f64>(),
+            vec![5.0]
+        );
+        let y = max_pool2d(&x3x3(), 2, 2, 0, 1, true);
+        assert_eq!(y.shape(), &[1, 1, 2, 2]);
+        assert_eq!(y.to_vec::<f64>(), vec![5.0, 6.0, 8.0, 9.0]);
+        // non-square kernel (1, 3) with stride (1, 3) on an unbatched input
+        let y = max_pool2d(&x3x3().squeeze_dim(0), (1, 3), (1, 3), 0, 1, false);
+        assert_eq!(y.shape(), &[1, 3, 1]);
+        assert_eq!(y.to_vec::<f64>(), vec![3.0, 6.0, 9.0]);
+    }
+
+    #[test]
+    fn max_pool2d_gradient_goes_to_the_first_maximum_and_nan_wins() {
+        let x = Tensor::ones_dtype(&[1, 1, 2, 2], DType::F64).requires_grad();
+        max_pool2d(&x, 2, 2, 0, 1, false).sum().backward();
+        assert_eq!(x.grad().unwrap().to_vec::<f64>(), vec![1.0, 0.0, 0.0, 0.0]);
+        let x = Tensor::from_vec_f64(vec![1.0, f64::NAN, 3.0, 2.0], &[1, 2, 2]);
+        let (y, i) = max_pool2d_with_indices(&x, 2, 2, 0, 1, false);
+        assert!(y.item().is_nan());
+        assert_eq!(i.to_vec::<i64>(), vec![1]);
+    }
+
+    #[test]
+    fn avg_pool2d_divisors_follow_pytorch() {
+        // ceil_mode, count_include_pad: the windows past the input count only up to H + p = 3:
+        // (1+2+4+5)/4, (3+6)/2, (7+8)/2, 9/1
+        let y = avg_pool2d(&x3x3(), 2, 2, 0, true, true);
+        assert_eq!(y.to_vec::<f64>(), vec![3.0, 4.5, 7.5, 9.0]);
+        // padding 1, kernel 3, stride 2: the corner window holds 4 inputs of 9 taps
+        let y = avg_pool2d(&x3x3(), 3, 2, 1, false, true);
+        assert_eq!(y.to_vec::<f64>()[0], (1.0 + 2.0 + 4.0 + 5.0) / 9.0);
+        let y = avg_pool2d(&x3x3(), 3, 2, 1, false, false);
+        assert_eq!(y.to_vec::<f64>()[0], (1.0 + 2.0 + 4.0 + 5.0) / 4.0);
+    }
+
+    #[test]
+    fn adaptive_avg_pool2d_windows_follow_pytorch() {
+        // 3 → 2: rows/cols [0, 2) and [1, 3)
+        let y = adaptive_avg_pool2d(&x3x3(), (2, 2));
+        assert_eq!(y.to_vec::<f64>(), vec![3.0, 4.0, 6.0, 7.0]);
+        // 5 → 3: [0, 2), [1, 4), [3, 5)
+        let x = Tensor::from_vec_f64(vec![1.0, 2.0, 3.0, 4.0, 5.0], &[1, 1, 5]);
+        assert_eq!(
+            adaptive_avg_pool2d(&x, (1, 3)).to_vec::<f64>(),
+            vec![1.5, 3.0, 4.5]
+        );
+        // a multiple of the output size is a plain average pool
+        let x = randn64(&[2, 3, 4, 6], 1);
+        let a = adaptive_avg_pool2d(&x, (2, 3)).to_vec::<f64>();
+        let b = avg_pool2d(&x, 2, 2, 0, false, true).to_vec::<f64>();
+        a.iter()
+            .zip(&b)
+            .for_each(|(a, b)| assert!((a - b).abs() < 1e-12));
+    }
+
+    type Case = (
+        &'static [usize],
+        (usize, usize),
+        (usize, usize),
+        (usize, usize),
+        usize,
+        bool,
+    );
+
+    #[test]
+    fn max_pool2d_gradcheck() {
+        // (shape, kernel, stride, padding, dilation, ceil_mode)
+        let cases: [Case; 5] = [
+            (&[2, 3, 6, 5], (2, 2), (2, 2), (1, 1), 1, false),
+            (&[1, 2, 7, 7], (3, 2), (2, 1), (1, 0), 2, false),
+            (&[2, 2, 5, 5], (2, 2), (2, 2), (0, 0), 1, true),
+            (&[3, 5, 4], (3, 3), (1, 1), (1, 1), 1, false),
+            (&[1, 1, 6, 6], (3, 3), (2, 2), (1, 1), 1, true),
+        ];
+        for (i, &(shape, k, s, p, d, ceil)) in cases.iter().enumerate() {
+            gradcheck(
+                |t| max_pool2d(&t[0], k, s, p, d, ceil),
+                &[randn64(shape, i as u64)],
+            )
+            .unwrap();
+        }
+        // non-contiguous: an NHWC buffer seen as NCHW
+        let x = randn64(&[2, 5, 6, 3], 9).permute([0, 3, 1, 2]);
+        gradcheck(|t| max_pool2d(&t[0], 2, 2, 0, 1, false), &[x]).unwrap();
+    }
+
+    #[test]
+    fn avg_pool2d_gradcheck() {
+        for (i, &(k, s, p, ceil, cip)) in [
+            ((2, 2), (2, 2), (0, 0), false, true),
+            ((3, 2), (2, 1), (1, 1), false, true),
+            ((3, 3), (2, 2), (1, 1), true, false),
+            ((2, 3), (2, 2), (1, 0), true, true),
+        ]
+        .iter()
+        .enumerate()
+        {
+            gradcheck(
+                |t| avg_pool2d(&t[0], k, s, p, ceil, cip),
+                &[randn64(&[2, 3, 7, 6], i as u64)],
+            )
+            .unwrap();
+        }
+        gradcheck(
+            |t| avg_pool2d(&t[0], 2, 1, 1, false, false),
+            &[randn64_t(&[4, 5, 3], 7)],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn adaptive_avg_pool2d_gradcheck() {
+        gradcheck(
+            |t| adaptive_avg_pool2d(&t[0], (3, 2)),
+            &[randn64(&[2, 3, 7, 5], 1)],
+        )
+        .unwrap();
+        gradcheck(
+            |t| adaptive_avg_pool2d(&t[0], (4, 7)),
+            &[randn64_t(&[3, 5, 6], 2)],
+        )
+        .unwrap();
+        let x = randn64(&[2, 5, 6, 3], 3).permute([0, 3, 1, 2]);
+        gradcheck(|t| adaptive_avg_pool2d(&t[0], 1), &[x]).unwrap();
+    }
+
+    fn leaf(t: &Tensor) -> Tensor {
+        if t.requires_grad_enabled() {
+            t.clone()
+        } else {
+            t.detach().requires_grad()
+        }
+    }
+
+    #[test]
+    fn pooling_second_order_gradcheck() {
+        // ∂/∂x Σ tanh(pool(x))², differentiated again: through the recorded backward ops
+        let pools: [fn(&Tensor) -> Tensor; 3] = [
+            |x| max_pool2d(x, 2, 2, 1, 1, false),
+            |x| avg_pool2d(x, 3, 2, 1, true, false),
+            |x| adaptive_avg_pool2d(x, (2, 3)),
+        ];
+        for pool in pools {
+            gradcheck(
+                |t| {
+                    let _g = enable_grad();
+                    let x = leaf(&t[0]);
+                    let y = pool(&x).tanh().square().sum();
+                    grad(&[&y], &[&x], true).remove(0)
+                },
+                &[randn64(&[2, 2, 5, 5], 1)],
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn large_inputs_pool_in_parallel_with_the_same_values() {
+        let x = randn64(&[8, 16, 32, 32], 1);
+        let small = x.narrow(0, 3, 1);
+        let per = 16 * 16 * 16;
+        let big = max_pool2d(&x, 2, 2, 0, 1, false).to_vec::<f64>();
+        assert_eq!(
+            big[3 * per..4 * per],
+            max_pool2d(&small, 2, 2, 0, 1, false).to_vec::<f64>()
+        );
+        let big = avg_pool2d(&x, 2, 2, 0, false, true).to_vec::<f64>();
+        assert_eq!(
+            big[3 * per..4 * per],
+            avg_pool2d(&small, 2, 2, 0, false, true).to_vec::<f64>()
+        );
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "max_pool2d: expected a 3-d [C, H, W] or 4-d [N, C, H, W] input with non-empty H and W, got [4, 4]"
+    )]
+    fn max_pool2d_rejects_a_2d_input() {
+        max_pool2d(&Tensor::zeros(&[4, 4]), 2, 2, 0, 1, false);
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "avg_pool2d: padding (2, 2) must be at most half of the kernel size (3, 3)"
+    )]
+    fn avg_pool2d_padding_at_most_half_the_kernel() {
+        avg_pool2d(&Tensor::zeros(&[1, 1, 5, 5]), 3, 1, 2, false, true);
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "max_pool2d: the kernel (3, 3) (dilation (1, 1)) is larger than the padded input (size (2, 5), padding (0, 0); input [1, 1, 2, 5])"
+    )]
+    fn max_pool2d_kernel_larger_than_the_input() {
+        max_pool2d(&Tensor::zeros(&[1, 1, 2, 5]), 3, 1, 0, 1, false);
+    }
+
+    #[test]
+    #[should_panic(expected = "adaptive_avg_pool2d: the output size must be positive, got (0, 2)")]
+    fn adaptive_avg_pool2d_rejects_an_empty_output() {
+        adaptive_avg_pool2d(&Tensor::zeros(&[1, 3, 3]), (0, 2));
+    }
+
+    #[test]
+    fn pool_errors_name_the_callers_line() {
+        let x = Tensor::zeros(&[2, 2]);
+        let line = line!() + 1;
+        let err = std::panic::catch_unwind(|| avg_pool2d(&x, 2, 2, 0, false, true)).unwrap_err();
+        let msg = err.downcast_ref::<String>().unwrap();
+        assert!(msg.contains(&format!("at {}:{line}:", file!())), "{msg}");
+    }
+}
