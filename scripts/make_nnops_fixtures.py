@@ -9,7 +9,8 @@ and commit the output, tests/fixtures/nn_ops.safetensors, together with this scr
 
 Cases: layer_norm (with and without affine), batch_norm (training, with the running statistics
 after the call; eval), group_norm, embedding (with and without padding_idx) and
-scaled_dot_product_attention (no mask, causal, boolean key-padding mask, float mask). Dropout is
+scaled_dot_product_attention (no mask, causal, boolean key-padding mask, float mask, a boolean
+mask leaving one query no key: PyTorch's CPU kernel gives zeros there, not NaN). Dropout is
 not here: its mask comes from tapegrad's own generator, so it is tested statistically instead.
 
 Inputs are drawn in f32 (so tapegrad sees exactly the same values), but the references are
@@ -123,6 +124,13 @@ def norm_cases():
     t3["mask"] = g.randn(2, 1, 3, 5)
     cases["sdpa_float_mask"] = (
         t3, lambda t: {"y": sdpa(t["q"], t["k"], t["v"], attn_mask=t["mask"], scale=0.7)})
+    _, t4 = qkv("sdpa_fully_masked_row", 3, 5)
+    keep = torch.rand(2, 1, 3, 5, generator=Gen("sdpa_fully_masked_row/mask").g) < 0.6
+    keep[..., 0] = True  # every query keeps key 0 ...
+    keep[0, 0, 1, :] = False  # ... except query 1 of sample 0, which keeps nothing
+    t4["mask"] = keep
+    cases["sdpa_fully_masked_row"] = (
+        t4, lambda t: {"y": sdpa(t["q"], t["k"], t["v"], attn_mask=t["mask"])})
     return cases
 
 

@@ -1,6 +1,7 @@
 //! Parity with PyTorch for the layer ops of `nn::functional`: layer_norm, batch_norm (train, with
 //! the running statistics after the call, and eval), group_norm, embedding and
-//! scaled_dot_product_attention, values and gradients.
+//! scaled_dot_product_attention (including a query left with no key, which gives zeros), values
+//! and gradients.
 //!
 //! The fixture, `tests/fixtures/nn_ops.safetensors`, is committed and is all this test reads; it
 //! is regenerated with
@@ -158,6 +159,9 @@ fn cases() -> Vec<(&'static str, Run)> {
         ("sdpa", |t| vec![("y", sdpa(t, None, false, None))]),
         ("sdpa_causal", |t| vec![("y", sdpa(t, None, true, None))]),
         ("sdpa_padding_mask", |t| {
+            vec![("y", sdpa(t, Some(t.input("mask")), false, None))]
+        }),
+        ("sdpa_fully_masked_row", |t| {
             vec![("y", sdpa(t, Some(t.input("mask")), false, None))]
         }),
         ("sdpa_float_mask", |t| {

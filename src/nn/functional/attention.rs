@@ -31,7 +31,8 @@ fn causal_keep(l: usize, s: usize) -> Tensor {
 ///   weights; pass 0 in eval mode, as with PyTorch.
 ///
 /// A query whose every key is masked out gets an output of zeros and zero gradients, as PyTorch
-/// (≥ 2.5) does on the CPU, instead of the NaN a plain softmax of `-inf`s would give.
+/// 2.15 does on the CPU (see `tests/nn_ops_parity.rs`), instead of the NaN a plain softmax of
+/// `-inf`s would give (and older PyTorch versions gave).
 ///
 /// ```
 /// use tapegrad::prelude::*;
