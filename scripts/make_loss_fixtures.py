@@ -204,9 +204,10 @@ def main():
     os.makedirs(OUT_DIR, exist_ok=True)
     save_file(tensors, os.path.join(OUT_DIR, "losses.safetensors"))
     with open(os.path.join(OUT_DIR, "losses.json"), "w") as fh:
-        json.dump({"generator": "scripts/make_loss_fixtures.py", "torch": torch.__version__, "cases": cases},
-                  fh, indent=1)
-        fh.write("\n")
+        # one case per line: readable diffs, small file
+        lines = ",\n  ".join(json.dumps(c) for c in cases)
+        fh.write(f'{{"generator": "scripts/make_loss_fixtures.py", "torch": "{torch.__version__}",\n'
+                 f' "cases": [\n  {lines}\n]}}\n')
     print(f"{len(cases)} cases, {len(tensors)} tensors")
 
 

@@ -260,8 +260,7 @@ struct ClassTarget {
 }
 
 /// Checks class-index targets against a batched input `[N, C, d1, …]`: int64, of shape
-/// `[N, d1, …]`, each in `[0, C)` or equal to `ignore_index`. `shapes` are the caller's
-/// (unbatched) input and target shapes, for messages.
+/// `[N, d1, …]`, each in `[0, C)` or equal to `ignore_index`.
 fn class_target(
     name: &str,
     input: &Tensor,
@@ -696,5 +695,461 @@ pub fn kl_div(
         KlDivReduction::Sum => l.sum(),
         KlDivReduction::BatchMean if input.ndim() == 0 => l.sum(),
         KlDivReduction::BatchMean => mean_over(&l, input.shape()[0]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::autograd::gradcheck;
+    use crate::autograd::{enable_grad, grad};
+    use crate::testing::{randn64, randn64_t};
+
+    /// Gradchecks the gradient of the scalar `f` (taken with `create_graph`), i.e. the second
+    /// derivatives of `f`.
+    #[track_caller]
+    fn check_second_order(f: impl Fn(&Tensor) -> Tensor, x: &Tensor) {
+        let first = |v: &[Tensor]| {
+            let _g = enable_grad();
+            // finite differences pass plain leaves: make them differentiable for `grad`
+            let x = if v[0].requires_grad_enabled() {
+                v[0].clone()
+            } else {
+                v[0].detach().requires_grad()
+            };
+            grad(&[&f(&x)], &[&x], true).remove(0)
+        };
+        gradcheck(first, std::slice::from_ref(x)).unwrap();
+    }
+
+    const REDUCTIONS: [Reduction; 3] = [Reduction::None, Reduction::Mean, Reduction::Sum];
+
+    fn t(v: Vec<f64>, shape: &[usize]) -> Tensor {
+        Tensor::from_vec_f64(v, shape)
+    }
+
+    fn idx(v: Vec<i64>, shape: &[usize]) -> Tensor {
+        Tensor::from_vec_i64(v, shape)
+    }
+
+    #[track_caller]
+    fn close(got: &Tensor, want: &[f64]) {
+        let g = got.to_vec_f64();
+        assert_eq!(g.len(), want.len(), "{g:?} vs {want:?}");
+        for (a, b) in g.iter().zip(want) {
+            assert!((a - b).abs() < 1e-12 * (1.0 + b.abs()), "{g:?} vs {want:?}");
+        }
+    }
+
+    /// Gradchecks `loss(input)` for every reduction, with a contiguous and a transposed input.
+    #[track_caller]
+    fn gradcheck_all(shape: &[usize], loss: impl Fn(&Tensor, Reduction) -> Tensor) {
+        for (k, x) in [randn64(shape, 7), randn64_t(shape, 8)].iter().enumerate() {
+            for r in REDUCTIONS {
+                gradcheck(|v| loss(&v[0], r), std::slice::from_ref(x))
+                    .unwrap_or_else(|e| panic!("{r:?}, input {k}: {e}"));
+            }
+        }
+    }
+
+    // ----- values
+
+    #[test]
+    fn regression_losses_match_their_formulas() {
+        let x = t(vec![0.0, 1.0, -3.0, 0.25], &[4]);
+        let y = t(vec![0.5, -1.0, 0.0, 0.0], &[4]);
+        // d = x - y = [-0.5, 2, -3, 0.25]
+        let none = Reduction::None;
+        close(&mse_loss(&x, &y, none), &[0.25, 4.0, 9.0, 0.0625]);
+        close(&mse_loss(&x, &y, Reduction::Sum), &[13.3125]);
+        close(&l1_loss(&x, &y, Reduction::Mean), &[5.75 / 4.0]);
+        // β = 1: 0.5 d² inside |d| < 1, |d| - 0.5 outside
+        close(
+            &smooth_l1_loss(&x, &y, none, 1.0),
+            &[0.125, 1.5, 2.5, 0.03125],
+        );
+        // β = 0 is the L1 loss
+        close(&smooth_l1_loss(&x, &y, none, 0.0), &[0.5, 2.0, 3.0, 0.25]);
+        // δ = 2: 0.5 d² inside |d| < 2, 2 (|d| - 1) outside (|d| = 2 is outside: 2 = 0.5·4 anyway)
+        close(&huber_loss(&x, &y, none, 2.0), &[0.125, 2.0, 4.0, 0.03125]);
+    }
+
+    #[test]
+    fn huber_is_delta_times_smooth_l1_with_beta_delta() {
+        let (x, y) = (randn64(&[5, 3], 1), randn64(&[5, 3], 2));
+        let h = huber_loss(&x, &y, Reduction::None, 0.7);
+        let s = smooth_l1_loss(&x, &y, Reduction::None, 0.7) * 0.7;
+        h.assert_close(&s, 1e-12, 1e-12);
+    }
+
+    #[test]
+    fn nll_loss_weighted_mean_divides_by_the_weights_of_the_kept_targets() {
+        let logp = t(vec![-1.0, -2.0, -3.0, -4.0, -5.0, -6.0], &[3, 2]);
+        let w = t(vec![2.0, 0.5], &[2]);
+        let y = idx(vec![1, -100, 0], &[3]);
+        // kept: row 0 class 1 (w 0.5, -logp 2), row 2 class 0 (w 2, -logp 5)
+        let none = nll_loss(&logp, &y, Some(&w), -100, Reduction::None);
+        close(&none, &[1.0, 0.0, 10.0]);
+        let mean = nll_loss(&logp, &y, Some(&w), -100, Reduction::Mean);
+        close(&mean, &[11.0 / 2.5]);
+        close(&nll_loss(&logp, &y, None, -100, Reduction::Mean), &[3.5]);
+        close(&nll_loss(&logp, &y, None, -100, Reduction::Sum), &[7.0]);
+    }
+
+    #[test]
+    fn nll_loss_mean_is_nan_when_every_target_is_ignored() {
+        let logp = t(vec![-1.0, -2.0], &[1, 2]);
+        assert!(
+            nll_loss(&logp, &idx(vec![-100], &[1]), None, -100, Reduction::Mean)
+                .item()
+                .is_nan()
+        );
+    }
+
+    #[test]
+    fn cross_entropy_is_log_softmax_then_nll() {
+        let x = randn64(&[4, 3, 2], 3);
+        let y = idx(vec![0, 2, 1, 1, 2, -100, 0, 0], &[4, 2]);
+        let w = randn64(&[3], 4).abs();
+        for r in REDUCTIONS {
+            let opts = CrossEntropyOpts {
+                weight: Some(w.clone()),
+                reduction: r,
+                ..Default::default()
+            };
+            let ce = cross_entropy(&x, &y, &opts);
+            let nll = nll_loss(&x.log_softmax(1), &y, Some(&w), -100, r);
+            ce.assert_close(&nll, 1e-12, 1e-12);
+        }
+    }
+
+    #[test]
+    fn label_smoothing_mixes_in_the_uniform_distribution() {
+        // logits [0, ln 3]: log p = [ln ¼, ln ¾]; target 1, ε = 0.2, C = 2
+        let x = t(vec![0.0, 3f64.ln()], &[1, 2]);
+        let opts = CrossEntropyOpts {
+            label_smoothing: 0.2,
+            ..Default::default()
+        };
+        let l = cross_entropy(&x, &idx(vec![1], &[1]), &opts);
+        // (1 - ε)(-ln ¾) + ε/2 (-ln ¼ - ln ¾)
+        let want = -0.8 * 0.75f64.ln() - 0.1 * (0.25f64.ln() + 0.75f64.ln());
+        close(&l, &[want]);
+        // the same as probability target [ε/2, 1 - ε/2]
+        let p = cross_entropy(
+            &x,
+            &t(vec![0.1, 0.9], &[1, 2]),
+            &CrossEntropyOpts::default(),
+        );
+        close(&p, &[want]);
+    }
+
+    #[test]
+    fn probability_target_mean_divides_by_samples_not_weights() {
+        let x = randn64(&[3, 4], 5);
+        let q = randn64(&[3, 4], 6).softmax(1);
+        let w = t(vec![1.0, 2.0, 3.0, 4.0], &[4]);
+        let opts = |r| CrossEntropyOpts {
+            weight: Some(w.clone()),
+            reduction: r,
+            ..Default::default()
+        };
+        let none = cross_entropy(&x, &q, &opts(Reduction::None));
+        // -Σ_c w_c q_c log p_c per sample
+        let want = -(x.log_softmax(1) * &q * w.reshape([1, 4])).sum_dim(1, false);
+        none.assert_close(&want, 1e-12, 1e-12);
+        let mean = cross_entropy(&x, &q, &opts(Reduction::Mean));
+        close(&mean, &[want.sum().item() / 3.0]);
+    }
+
+    #[test]
+    fn unbatched_input_gives_a_0d_loss() {
+        let x = randn64(&[4], 9);
+        let none = CrossEntropyOpts {
+            reduction: Reduction::None,
+            ..Default::default()
+        };
+        let l = cross_entropy(&x, &idx(vec![2], &[]), &none);
+        assert_eq!(l.shape(), &[] as &[usize]);
+        close(&l, &[-x.log_softmax(0).to_vec_f64()[2]]);
+        let lp = cross_entropy(&x, &randn64(&[4], 10).softmax(0), &none);
+        assert_eq!(lp.shape(), &[] as &[usize]);
+    }
+
+    #[test]
+    fn binary_cross_entropy_clamps_logs_and_keeps_gradients_finite_at_0_and_1() {
+        let p = t(vec![0.0, 1.0, 0.25], &[3]).requires_grad();
+        let y = t(vec![1.0, 1.0, 0.0], &[3]);
+        let l = binary_cross_entropy(&p, &y, None, Reduction::None);
+        // -log 0 clamped to 100; -log 1 = 0; -log(1 - ¼)
+        close(&l, &[100.0, 0.0, -(0.75f64.ln())]);
+        l.sum().backward();
+        // (x - y) / max(x (1 - x), 1e-12)
+        close(&p.grad().unwrap(), &[-1e12, 0.0, 0.25 / 0.1875]);
+    }
+
+    #[test]
+    fn bce_with_logits_equals_bce_of_sigmoid_and_handles_huge_logits() {
+        let x = randn64(&[3, 4], 11);
+        let y = randn64(&[3, 4], 12).sigmoid();
+        let pw = randn64(&[4], 13).abs();
+        let w = randn64(&[3, 1], 14).abs();
+        let a = binary_cross_entropy_with_logits(&x, &y, Some(&w), Some(&pw), Reduction::None);
+        // -w (p y log σ(x) + (1 - y) log(1 - σ(x)))
+        let s = x.sigmoid();
+        let b = -(&w * (&pw * &y * s.log() + (1.0 - &y) * (1.0 - &s).log()));
+        a.assert_close(&b, 1e-10, 1e-12);
+        let big = t(vec![-800.0, 800.0], &[2]);
+        let ones = t(vec![1.0, 1.0], &[2]);
+        close(
+            &binary_cross_entropy_with_logits(&big, &ones, None, None, Reduction::None),
+            &[800.0, 0.0],
+        );
+    }
+
+    #[test]
+    fn kl_div_is_zero_for_equal_distributions_and_treats_0_log_0_as_0() {
+        let q = t(vec![0.0, 0.25, 0.75], &[1, 3]);
+        let logq = q.masked_fill(&q.eq_scalar(0.0), 1.0).log();
+        close(&kl_div(&logq, &q, KlDivReduction::Sum, false), &[0.0]);
+        close(
+            &kl_div(&logq.slice_last(), &logq.slice_last(), Reduction::Sum, true),
+            &[0.0],
+        );
+        // batchmean divides the sum by N = 2, mean by all 4 elements
+        let x = t(vec![-1.0, -2.0, -0.5, -0.25], &[2, 2]);
+        let y = t(vec![0.5, 0.5, 0.25, 0.75], &[2, 2]);
+        let sum = kl_div(&x, &y, KlDivReduction::Sum, false).item();
+        close(
+            &kl_div(&x, &y, KlDivReduction::BatchMean, false),
+            &[sum / 2.0],
+        );
+        close(&kl_div(&x, &y, Reduction::Mean, false), &[sum / 4.0]);
+    }
+
+    trait SliceLast {
+        fn slice_last(&self) -> Tensor;
+    }
+    impl SliceLast for Tensor {
+        /// The last two entries of a `[1, 3]` tensor (the finite logs).
+        fn slice_last(&self) -> Tensor {
+            self.narrow(1, 1, 2)
+        }
+    }
+
+    // ----- gradients
+
+    #[test]
+    fn regression_losses_pass_gradcheck() {
+        let y = randn64(&[3, 4], 20);
+        gradcheck_all(&[3, 4], |x, r| mse_loss(x, &y, r));
+        gradcheck_all(&[3, 4], |x, r| l1_loss(x, &y, r));
+        gradcheck_all(&[3, 4], |x, r| smooth_l1_loss(x, &y, r, 0.8));
+        gradcheck_all(&[3, 4], |x, r| huber_loss(x, &y, r, 0.6));
+        // the target is differentiable too
+        gradcheck(
+            |v| mse_loss(&v[0], &v[1], Reduction::Mean),
+            &[randn64(&[3], 1), randn64(&[3], 2)],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn cross_entropy_passes_gradcheck_with_every_option() {
+        let w = randn64(&[4], 21).abs() + 0.1;
+        let y2 = idx(vec![0, 3, -100], &[3]);
+        let y3 = idx(vec![1, 0, 3, 2, 2, -100], &[3, 2]);
+        let q = randn64(&[3, 4], 22).softmax(1);
+        for (weight, eps) in [(None, 0.0), (Some(w.clone()), 0.0), (Some(w.clone()), 0.3)] {
+            let opts = |r| CrossEntropyOpts {
+                weight: weight.clone(),
+                reduction: r,
+                label_smoothing: eps,
+                ..Default::default()
+            };
+            gradcheck_all(&[3, 4], |x, r| cross_entropy(x, &y2, &opts(r)));
+            gradcheck_all(&[3, 4, 2], |x, r| cross_entropy(x, &y3, &opts(r)));
+            gradcheck_all(&[3, 4], |x, r| cross_entropy(x, &q, &opts(r)));
+        }
+    }
+
+    #[test]
+    fn nll_loss_passes_gradcheck() {
+        let w = randn64(&[4], 23).abs() + 0.1;
+        let y = idx(vec![0, 3, 2], &[3]);
+        gradcheck_all(&[3, 4], |x, r| nll_loss(x, &y, Some(&w), 2, r));
+        gradcheck_all(&[3, 4], |x, r| nll_loss(x, &y, None, -100, r));
+    }
+
+    #[test]
+    fn binary_losses_pass_gradcheck() {
+        let y = randn64(&[3, 4], 24).sigmoid();
+        let w = randn64(&[4], 25).abs();
+        gradcheck_all(&[3, 4], |x, r| {
+            binary_cross_entropy(&x.sigmoid(), &y, Some(&w), r)
+        });
+        gradcheck_all(&[3, 4], |x, r| {
+            binary_cross_entropy_with_logits(x, &y, Some(&w), Some(&(&w + 0.5)), r)
+        });
+        // the target of binary_cross_entropy is differentiable too
+        let p = randn64(&[5], 26).sigmoid();
+        gradcheck(
+            |v| binary_cross_entropy(&p, &v[0], None, Reduction::Sum),
+            &[randn64(&[5], 27)],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn kl_div_passes_gradcheck() {
+        let q = randn64(&[3, 4], 28).softmax(1);
+        let lq = randn64(&[3, 4], 29).log_softmax(1);
+        for x in [randn64(&[3, 4], 30), randn64_t(&[3, 4], 31)] {
+            let batchmean = |v: &[Tensor]| kl_div(&v[0], &q, KlDivReduction::BatchMean, false);
+            gradcheck(batchmean, &[x]).unwrap();
+        }
+        gradcheck_all(&[3, 4], |x, r| kl_div(x, &q, r, false));
+        gradcheck_all(&[3, 4], |x, r| kl_div(x, &lq, r, true));
+    }
+
+    #[test]
+    fn losses_have_second_derivatives() {
+        let y = idx(vec![0, 3, -100], &[3]);
+        let opts = CrossEntropyOpts {
+            weight: Some(randn64(&[4], 31).abs()),
+            label_smoothing: 0.1,
+            ..Default::default()
+        };
+        check_second_order(|x| cross_entropy(x, &y, &opts), &randn64(&[3, 4], 32));
+        let p = randn64(&[3, 4], 33).sigmoid();
+        check_second_order(
+            |x| binary_cross_entropy_with_logits(x, &p, None, None, Reduction::Mean),
+            &randn64(&[3, 4], 34),
+        );
+        check_second_order(
+            |x| binary_cross_entropy(&x.sigmoid(), &p, None, Reduction::Sum),
+            &randn64(&[3, 4], 35),
+        );
+        check_second_order(
+            |x| huber_loss(x, &p, Reduction::Sum, 0.5),
+            &randn64(&[3, 4], 36),
+        );
+    }
+
+    // ----- errors
+
+    #[test]
+    #[should_panic(expected = "cross_entropy: target index 4 is out of bounds for 4 classes")]
+    fn out_of_range_class_panics_naming_index_and_classes() {
+        let y = idx(vec![0, 4], &[2]);
+        cross_entropy(&randn64(&[2, 4], 1), &y, &CrossEntropyOpts::default());
+    }
+
+    #[test]
+    #[should_panic(expected = "nll_loss: target index -1 is out of bounds for 3 classes")]
+    fn negative_class_that_is_not_ignore_index_panics() {
+        nll_loss(
+            &randn64(&[2, 3], 1),
+            &idx(vec![-1, 0], &[2]),
+            None,
+            -100,
+            Reduction::Mean,
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "cross_entropy: class-index target must be int64, got bool")]
+    fn bool_target_panics() {
+        let y = Tensor::from_values(vec![true, false], &[2]);
+        cross_entropy(&randn64(&[2, 3], 1), &y, &CrossEntropyOpts::default());
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "cross_entropy: target of shape [3] does not match input of shape [2, 3] (expected a target of shape [2])"
+    )]
+    fn class_target_of_wrong_shape_panics() {
+        cross_entropy(
+            &randn64(&[2, 3], 1),
+            &idx(vec![0, 1, 2], &[3]),
+            &CrossEntropyOpts::default(),
+        );
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "cross_entropy: target of shape [2, 4] does not match input of shape [2, 3]"
+    )]
+    fn probability_target_of_wrong_shape_panics() {
+        cross_entropy(
+            &randn64(&[2, 3], 1),
+            &randn64(&[2, 4], 2),
+            &CrossEntropyOpts::default(),
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "cross_entropy: weight must be a float64 tensor of shape [3]")]
+    fn class_weight_of_wrong_size_panics() {
+        let opts = CrossEntropyOpts {
+            weight: Some(randn64(&[4], 2)),
+            ..Default::default()
+        };
+        cross_entropy(&randn64(&[2, 3], 1), &idx(vec![0, 1], &[2]), &opts);
+    }
+
+    #[test]
+    #[should_panic(expected = "mse_loss: target of shape [3, 1] does not match input of shape [3]")]
+    fn regression_shape_mismatch_panics_instead_of_broadcasting() {
+        mse_loss(&randn64(&[3], 1), &randn64(&[3, 1], 2), Reduction::Mean);
+    }
+
+    #[test]
+    #[should_panic(expected = "l1_loss: target is float32 but input is float64")]
+    fn dtype_mismatch_panics() {
+        l1_loss(
+            &randn64(&[3], 1),
+            &randn64(&[3], 2).float(),
+            Reduction::Mean,
+        );
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "binary_cross_entropy: all elements of input should be between 0 and 1, found 1.5"
+    )]
+    fn bce_input_outside_0_1_panics() {
+        let p = t(vec![0.5, 1.5], &[2]);
+        binary_cross_entropy(&p, &p, None, Reduction::Mean);
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "binary_cross_entropy_with_logits: pos_weight of shape [3] cannot be broadcast to the input's shape [2, 4]"
+    )]
+    fn pos_weight_that_does_not_broadcast_panics() {
+        let x = randn64(&[2, 4], 1);
+        binary_cross_entropy_with_logits(&x, &x, None, Some(&randn64(&[3], 2)), Reduction::Mean);
+    }
+
+    #[test]
+    #[should_panic(expected = "cross_entropy: label_smoothing must be in [0, 1], got 1.5")]
+    fn label_smoothing_outside_0_1_panics() {
+        let opts = CrossEntropyOpts {
+            label_smoothing: 1.5,
+            ..Default::default()
+        };
+        cross_entropy(&randn64(&[2, 3], 1), &idx(vec![0, 1], &[2]), &opts);
+    }
+
+    #[test]
+    fn errors_name_the_callers_line() {
+        let line = line!() + 2;
+        let r = std::panic::catch_unwind(|| {
+            mse_loss(&randn64(&[3], 1), &randn64(&[2], 2), Reduction::Mean)
+        });
+        let e = r.unwrap_err();
+        let msg = e.downcast_ref::<String>().unwrap();
+        assert!(msg.ends_with(&format!("loss.rs:{line}:13")), "{msg}");
     }
 }
