@@ -6,6 +6,7 @@ mod container;
 pub mod functional;
 pub mod init;
 mod linear;
+mod loss;
 mod module;
 
 pub use activation::{
@@ -13,6 +14,10 @@ pub use activation::{
 };
 pub use container::{Flatten, Sequential};
 pub use linear::Linear;
+pub use loss::{
+    BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, CrossEntropyOpts, HuberLoss, KLDivLoss,
+    KlDivReduction, L1Loss, MSELoss, NLLLoss, Reduction, SmoothL1Loss,
+};
 pub use module::{Forward, Item, Layer, Module, TrainFlag, Visitor};
 /// Derives [`Module`] from a struct's fields: `Tensor` fields are parameters (`#[buffer]` for
 /// buffers), `TrainFlag` is the mode flag, numbers and `#[module(skip)]` fields are ignored, and
