@@ -67,7 +67,11 @@ fn main() -> tapegrad::Result<()> {
         model.train();
         let (mut total, mut seen) = (0.0, 0);
         for (images, labels) in &train_loader {
-            let loss = cross_entropy(&model.forward(&images), &labels, &CrossEntropyOpts::default());
+            let loss = cross_entropy(
+                &model.forward(&images),
+                &labels,
+                &CrossEntropyOpts::default(),
+            );
             opt.zero_grad();
             loss.backward();
             opt.step();

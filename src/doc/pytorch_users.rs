@@ -420,7 +420,7 @@
 //! | `net.state_dict()` | [`net.state_dict()`](crate::nn::Module::state_dict): a `BTreeMap<String, Tensor>` of detached parameters and buffers |
 //! | `net.load_state_dict(sd)` | no method yet: `p.copy_(&sd[&name])` for each of `named_parameters()`, under `no_grad()` (below) |
 //! | `sum(p.numel() for p in net.parameters())` | [`net.num_parameters()`](crate::nn::Module::num_parameters) |
-//! | `net.train()`, `net.eval()`, `net.training` | [`net.train(true)`](crate::nn::Module::train), [`net.eval()`](crate::nn::Module::eval), [`net.is_training()`](crate::nn::Module::is_training) |
+//! | `net.train()`, `net.eval()`, `net.training` | [`net.train()`](crate::nn::Module::train), [`net.set_training(mode)`](crate::nn::Module::set_training), [`net.eval()`](crate::nn::Module::eval), [`net.is_training()`](crate::nn::Module::is_training) |
 //! | `net.zero_grad()` | [`net.zero_grad()`](crate::nn::Module::zero_grad) (sets the grads to `None`, like PyTorch's default) |
 //! | `nn.init.uniform_(w, a, b)`, `normal_`, `constant_`, `zeros_`, `ones_` | [`init::uniform_(&w, a, b)`](crate::nn::init::uniform_), [`normal_`](crate::nn::init::normal_), [`constant_`](crate::nn::init::constant_), [`zeros_`](crate::nn::init::zeros_), [`ones_`](crate::nn::init::ones_) |
 //! | `nn.init.xavier_uniform_(w, gain=1.)`, `xavier_normal_` | [`init::xavier_uniform_(&w, 1.0)`](crate::nn::init::xavier_uniform_), [`xavier_normal_`](crate::nn::init::xavier_normal_) |

@@ -44,7 +44,13 @@ pub struct Conv2d {
 impl Conv2d {
     /// A convolution with a bias, stride 1 and no padding.
     pub fn new(in_channels: usize, out_channels: usize, kernel_size: impl Size2) -> Conv2d {
-        Conv2d::with_options(in_channels, out_channels, kernel_size, Conv2dOpts::default(), true)
+        Conv2d::with_options(
+            in_channels,
+            out_channels,
+            kernel_size,
+            Conv2dOpts::default(),
+            true,
+        )
     }
 
     /// A convolution with the given options (groups must divide both channel counts).
@@ -144,7 +150,15 @@ impl Module for Conv1d {
 impl Forward for Conv1d {
     #[track_caller]
     fn forward(&self, x: &Tensor) -> Tensor {
-        F::conv1d(x, &self.weight, self.bias.as_ref(), self.stride, self.padding, self.dilation, self.groups)
+        F::conv1d(
+            x,
+            &self.weight,
+            self.bias.as_ref(),
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+        )
     }
 }
 
@@ -253,7 +267,14 @@ impl Module for MaxPool2d {
 impl Forward for MaxPool2d {
     #[track_caller]
     fn forward(&self, x: &Tensor) -> Tensor {
-        F::max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
+        F::max_pool2d(
+            x,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.ceil_mode,
+        )
     }
 }
 
@@ -293,7 +314,14 @@ impl Module for AvgPool2d {
 impl Forward for AvgPool2d {
     #[track_caller]
     fn forward(&self, x: &Tensor) -> Tensor {
-        F::avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad)
+        F::avg_pool2d(
+            x,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.ceil_mode,
+            self.count_include_pad,
+        )
     }
 }
 
@@ -331,13 +359,25 @@ mod tests {
     #[test]
     fn conv_layers_have_pytorch_parameter_shapes_and_names() {
         let c = Conv2d::new(3, 8, (3, 5));
-        let names: Vec<(String, Vec<usize>)> =
-            c.named_parameters().into_iter().map(|(n, t)| (n, t.shape().to_vec())).collect();
-        assert_eq!(names, [("weight".into(), vec![8, 3, 3, 5]), ("bias".into(), vec![8])]);
+        let names: Vec<(String, Vec<usize>)> = c
+            .named_parameters()
+            .into_iter()
+            .map(|(n, t)| (n, t.shape().to_vec()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("weight".into(), vec![8, 3, 3, 5]),
+                ("bias".into(), vec![8])
+            ]
+        );
         // default init: |w| <= 1/sqrt(fan_in) = 1/sqrt(45)
         let bound = 1.0 / 45f32.sqrt();
         assert!(c.weight.to_vec::<f32>().iter().all(|v| v.abs() <= bound));
-        assert_eq!(ConvTranspose2d::new(4, 2, 3, 2, 1).weight.shape(), &[4, 2, 3, 3]);
+        assert_eq!(
+            ConvTranspose2d::new(4, 2, 3, 2, 1).weight.shape(),
+            &[4, 2, 3, 3]
+        );
         assert_eq!(Conv1d::new(2, 5, 3).weight.shape(), &[5, 2, 3]);
     }
 

@@ -3,22 +3,26 @@
 
 mod activation;
 mod container;
+mod conv;
 pub mod functional;
 pub mod init;
 mod linear;
 mod loss;
 mod module;
+mod norm;
 
 pub use activation::{
     Identity, LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid, Softmax, Softplus, Tanh, GELU,
 };
 pub use container::{Flatten, Sequential};
+pub use conv::{AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv2d, ConvTranspose2d, MaxPool2d};
 pub use linear::Linear;
 pub use loss::{
     BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, CrossEntropyOpts, HuberLoss, KLDivLoss,
     KlDivReduction, L1Loss, MSELoss, NLLLoss, Reduction, SmoothL1Loss,
 };
 pub use module::{Forward, Item, Layer, Module, TrainFlag, Visitor};
+pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, Dropout, Embedding, GroupNorm, LayerNorm};
 /// Derives [`Module`] from a struct's fields: `Tensor` fields are parameters (`#[buffer]` for
 /// buffers), `TrainFlag` is the mode flag, numbers and `#[module(skip)]` fields are ignored, and
 /// every other field is a child module named after the field.

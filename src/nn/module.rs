@@ -170,8 +170,13 @@ pub trait Module {
         self.parameters().iter().map(Tensor::numel).sum()
     }
 
-    /// Sets training mode on this module and all children (`model.train()` / `model.train(false)`).
-    fn train(&self, mode: bool) {
+    /// Training mode for this module and all children, like `model.train()`.
+    fn train(&self) {
+        self.set_training(true)
+    }
+
+    /// Sets training (`true`) or evaluation mode, like `model.train(mode)`.
+    fn set_training(&self, mode: bool) {
         self.visit(&mut Visitor::new(&mut |_, item| {
             if let Item::Flag(f) = item {
                 f.set(mode)
@@ -181,7 +186,7 @@ pub trait Module {
 
     /// Evaluation mode, like `model.eval()`.
     fn eval(&self) {
-        self.train(false)
+        self.set_training(false)
     }
 
     /// Whether any part of the module is in training mode (true for modules without a flag).

@@ -68,7 +68,8 @@ impl Forward for BatchNorm {
         let training = self.training.get();
         if training {
             let n = self.num_batches_tracked.item() as i64 + 1;
-            self.num_batches_tracked.assign(&Tensor::from_values(vec![n], &[]));
+            self.num_batches_tracked
+                .assign(&Tensor::from_values(vec![n], &[]));
         }
         F::batch_norm(
             x,
@@ -121,7 +122,13 @@ impl Module for LayerNorm {
 impl Forward for LayerNorm {
     #[track_caller]
     fn forward(&self, x: &Tensor) -> Tensor {
-        F::layer_norm(x, &self.normalized_shape, self.weight.as_ref(), self.bias.as_ref(), self.eps)
+        F::layer_norm(
+            x,
+            &self.normalized_shape,
+            self.weight.as_ref(),
+            self.bias.as_ref(),
+            self.eps,
+        )
     }
 }
 
@@ -159,7 +166,13 @@ impl Module for GroupNorm {
 impl Forward for GroupNorm {
     #[track_caller]
     fn forward(&self, x: &Tensor) -> Tensor {
-        F::group_norm(x, self.num_groups, Some(&self.weight), Some(&self.bias), self.eps)
+        F::group_norm(
+            x,
+            self.num_groups,
+            Some(&self.weight),
+            Some(&self.bias),
+            self.eps,
+        )
     }
 }
 
@@ -235,7 +248,16 @@ mod tests {
     fn batch_norm_state_dict_matches_pytorch_keys() {
         let bn = BatchNorm2d::new(3);
         let keys: Vec<String> = bn.state_dict().into_keys().collect();
-        assert_eq!(keys, ["bias", "num_batches_tracked", "running_mean", "running_var", "weight"]);
+        assert_eq!(
+            keys,
+            [
+                "bias",
+                "num_batches_tracked",
+                "running_mean",
+                "running_var",
+                "weight"
+            ]
+        );
         assert_eq!(bn.parameters().len(), 2);
     }
 
@@ -247,7 +269,10 @@ mod tests {
         bn.forward(&x);
         assert_eq!(bn.num_batches_tracked.item(), 1.0);
         let rm = bn.running_mean.to_vec::<f32>();
-        assert!((rm[0] - 0.2).abs() < 1e-6 && (rm[1] - 2.0).abs() < 1e-6, "{rm:?}");
+        assert!(
+            (rm[0] - 0.2).abs() < 1e-6 && (rm[1] - 2.0).abs() < 1e-6,
+            "{rm:?}"
+        );
         bn.eval();
         let before = bn.running_mean.to_vec::<f32>();
         bn.forward(&x);
@@ -259,7 +284,12 @@ mod tests {
     fn dropout_is_identity_in_eval_mode() {
         let d = Dropout::new(0.5);
         let x = Tensor::ones(&[1000]);
-        let zeros = d.forward(&x).to_vec::<f32>().iter().filter(|v| **v == 0.0).count();
+        let zeros = d
+            .forward(&x)
+            .to_vec::<f32>()
+            .iter()
+            .filter(|v| **v == 0.0)
+            .count();
         assert!(zeros > 400 && zeros < 600, "{zeros}");
         d.eval();
         assert_eq!(d.forward(&x).to_vec::<f32>(), x.to_vec::<f32>());

@@ -10,17 +10,10 @@ mod loss;
 mod norm;
 mod pool;
 
-#[allow(unused_imports)] // files are filled in parallel; remove once all export
 pub use attention::*;
-#[allow(unused_imports)] // files are filled in parallel; remove once all export
 pub use conv::*;
-#[allow(unused_imports)] // files are filled in parallel; remove once all export
 pub use dropout::*;
-#[allow(unused_imports)] // files are filled in parallel; remove once all export
 pub use embedding::*;
-#[allow(unused_imports)] // files are filled in parallel; remove once all export
 pub use loss::*;
-#[allow(unused_imports)] // files are filled in parallel; remove once all export
 pub use norm::*;
-#[allow(unused_imports)] // files are filled in parallel; remove once all export
 pub use pool::*;
