@@ -159,32 +159,43 @@ fn argmax_windows<F: Float>(
 ) -> Vec<i64> {
     let planes = x.len() / (h * w);
     let mut idx = vec![0i64; planes * oh * ow];
-    let taps = |o: usize, k: usize, s: usize, p: usize, d: usize, n: usize| {
-        (0..k)
-            .map(move |i| (o * s + i * d) as isize - p as isize)
-            .filter(move |&v| v >= 0 && (v as usize) < n)
-            .map(|v| v as usize)
+    // the in-bounds input coordinates of each output row / column
+    let taps = |out: usize, k: usize, s: usize, p: usize, d: usize, n: usize| -> Vec<Vec<usize>> {
+        (0..out)
+            .map(|o| {
+                (0..k)
+                    .map(|i| (o * s + i * d) as isize - p as isize)
+                    .filter(|&v| v >= 0 && (v as usize) < n)
+                    .map(|v| v as usize)
+                    .collect()
+            })
+            .collect()
     };
+    let (rows, cols) = (
+        taps(oh, k.0, s.0, p.0, d.0, h),
+        taps(ow, k.1, s.1, p.1, d.1, w),
+    );
     per_plane(
         &mut idx,
         oh * ow,
         planes * oh * ow * k.0 * k.1,
         |pl, out| {
             let plane = &x[pl * h * w..(pl + 1) * h * w];
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let mut best: Option<(F, usize)> = None;
-                    for iy in taps(oy, k.0, s.0, p.0, d.0, h) {
-                        for ix in taps(ox, k.1, s.1, p.1, d.1, w) {
-                            let at = iy * w + ix;
-                            let v = plane[at];
-                            match best {
-                                Some((b, _)) if !(v > b || v.is_nan()) => {}
-                                _ => best = Some((v, at)),
+            for (oy, ry) in rows.iter().enumerate() {
+                for (ox, cx) in cols.iter().enumerate() {
+                    // PyTorch: start from -∞ at the first tap; a larger value or a NaN takes over
+                    let first = ry.first().zip(cx.first()).map_or(0, |(y, x)| y * w + x);
+                    let (mut best, mut at) = (F::neg_infinity(), first);
+                    for &iy in ry {
+                        let line = &plane[iy * w..(iy + 1) * w];
+                        for &ix in cx {
+                            let v = line[ix];
+                            if v > best || v.is_nan() {
+                                (best, at) = (v, iy * w + ix);
                             }
                         }
                     }
-                    out[oy * ow + ox] = best.map_or(0, |b| b.1 as i64);
+                    out[oy * ow + ox] = at as i64;
                 }
             }
         },
