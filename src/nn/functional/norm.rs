@@ -87,11 +87,15 @@ fn zip3<F: Float>(
     }
 }
 
-/// `a` in row-major layout with shape `shape` (a view when possible).
+/// `a` with shape `shape`: `a` itself when it already has it (any layout), else a row-major
+/// reshape (a view when possible).
 fn reshaped<'a, F: Float>(
     a: ArrayViewD<'a, F>,
     shape: &[usize],
 ) -> ndarray::CowArray<'a, F, IxDyn> {
+    if a.shape() == shape {
+        return ndarray::CowArray::from(a);
+    }
     let std = if a.is_standard_layout() {
         ndarray::CowArray::from(a)
     } else {
