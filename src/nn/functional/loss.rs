@@ -3,10 +3,13 @@
 //! `binary_cross_entropy`, `binary_cross_entropy_with_logits`) and `kl_div`.
 //!
 //! Every loss is composed of differentiable tensor ops (`log_softmax`, `gather`, `where_`, …), so
-//! gradients of any order come from the ops' own backward rules. The one exception is
-//! `binary_cross_entropy`, recorded as one op so that its gradient at inputs of exactly 0 or 1 is
-//! PyTorch's finite `(x - y) / max(x (1 - x), 1e-12)` rather than the `0 · ∞` a composed clamped
-//! log would give; that backward is itself written with tensor ops.
+//! gradients of any order come from the ops' own backward rules. Two exceptions are recorded as
+//! ops of their own, with backwards that are themselves differentiable: `binary_cross_entropy`,
+//! so that its gradient at inputs of exactly 0 or 1 is PyTorch's finite
+//! `(x - y) / max(x (1 - x), 1e-12)` rather than the `0 · ∞` a composed clamped log would give;
+//! and `cross_entropy` of a `[N, C]` batch of class indices reduced to a scalar (the training
+//! step's loss), fused into one pass: about 15 µs instead of 45 µs forward + backward on
+//! `[64, 10]`.
 //!
 //! Semantics follow PyTorch 2.x, including the weighted mean of `cross_entropy` / `nll_loss`
 //! (`Σ w_y l / Σ w_y` over the targets that are not `ignore_index`) and label smoothing with
