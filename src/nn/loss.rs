@@ -3,6 +3,9 @@
 //! [`functional`](crate::nn::functional). They take two tensors, so they have their own
 //! `forward` method rather than the one-input [`Forward`](crate::nn::Forward) trait.
 //!
+//! Each is a [`Module`]: as in PyTorch, a class `weight` (and `BCEWithLogitsLoss`'s `pos_weight`)
+//! is a buffer, so it is in the loss's `state_dict` and in a model's when the loss is a field.
+//!
 //! ```
 //! use tapegrad::prelude::*;
 //! use tapegrad::nn::{CrossEntropyLoss, Reduction};
@@ -17,7 +20,34 @@
 
 use super::functional as F;
 pub use super::functional::{CrossEntropyOpts, KlDivReduction, Reduction};
+use super::module::{Module, Visitor};
 use crate::tensor::Tensor;
+
+/// `impl Module` for loss structs: the listed `Option<Tensor>` fields are buffers, as PyTorch's
+/// `register_buffer("weight", weight)`; losses without them have an empty `state_dict`.
+macro_rules! loss_module {
+    ($($name:ident { $($buf:ident),* }),* $(,)?) => {$(
+        impl Module for $name {
+            fn visit(&self, _v: &mut Visitor) {
+                $(if let Some(t) = &self.$buf {
+                    _v.buffer(stringify!($buf), t);
+                })*
+            }
+        }
+    )*};
+}
+
+loss_module!(
+    MSELoss {},
+    L1Loss {},
+    SmoothL1Loss {},
+    HuberLoss {},
+    CrossEntropyLoss { weight },
+    NLLLoss { weight },
+    BCELoss { weight },
+    BCEWithLogitsLoss { weight, pos_weight },
+    KLDivLoss {},
+);
 
 /// Mean squared error, like `nn.MSELoss`; see [`mse_loss`](F::mse_loss).
 #[derive(Clone, Debug, Default)]
@@ -347,6 +377,26 @@ mod tests {
             kl.forward(&logp, &y),
             F::kl_div(&logp, &y, KlDivReduction::BatchMean, true),
         );
+    }
+
+    #[test]
+    fn class_weights_are_buffers_in_the_state_dict() {
+        let w = Tensor::from_vec(vec![1.0, 2.0, 0.5], &[3]);
+        let ce = CrossEntropyLoss {
+            weight: Some(w.clone()),
+            ..Default::default()
+        };
+        let sd = ce.state_dict();
+        assert_eq!(sd.keys().collect::<Vec<_>>(), ["weight"]);
+        assert_eq!(sd["weight"], w);
+        assert!(ce.parameters().is_empty());
+        let bce = BCEWithLogitsLoss {
+            pos_weight: Some(w.clone()),
+            ..Default::default()
+        };
+        assert_eq!(bce.state_dict().keys().collect::<Vec<_>>(), ["pos_weight"]);
+        assert!(MSELoss::default().state_dict().is_empty());
+        assert!(CrossEntropyLoss::default().state_dict().is_empty());
     }
 
     #[test]
