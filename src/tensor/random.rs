@@ -79,12 +79,17 @@ static GLOBAL: Mutex<Option<Generator>> = Mutex::new(None);
 
 /// Seeds the global generator used by `Tensor::rand`, `randn`, dropout, shuffling, and parameter
 /// initialisation, like `torch.manual_seed`.
+///
+/// The global generator is process-wide, like PyTorch's default generator: threads that draw from
+/// it at the same time interleave their draws, so a run is reproducible when one thread draws at
+/// a time. Code that runs concurrently and must be reproducible per thread gives each thread its
+/// own [`Generator`] (`Tensor::randn_with`, `DataLoader::shuffle`).
 pub fn manual_seed(seed: u64) {
     *GLOBAL.lock().unwrap_or_else(|e| e.into_inner()) = Some(Generator::new(seed));
 }
 
-/// Runs `f` with the global generator (seeded with 0 until [`manual_seed`] is called... unless
-/// already seeded).
+/// Runs `f` with the global generator (which has a fixed default seed until [`manual_seed`] is
+/// called).
 pub fn with_global<R>(f: impl FnOnce(&mut Generator) -> R) -> R {
     let mut g = GLOBAL.lock().unwrap_or_else(|e| e.into_inner());
     f(g.get_or_insert_with(|| Generator::new(0x5eed)))
