@@ -105,6 +105,21 @@ def metrics_min():
             for k in range(STEPS)]
 
 
+# LambdaLR / MultiplicativeLR take functions: the fixture names them, and tests/optim.rs
+# defines the same functions under the same names.
+LAMBDAS = {
+    "warmup4": lambda e: min(1.0, (e + 1) / 4),
+    "inverse": lambda e: 1.0 / (1.0 + 0.1 * e),
+    "alternate": lambda e: 0.9 if e % 2 else 1.05,
+}
+
+
+def lambdas(names):
+    """One function for every group, or one per group, as the spec names them."""
+    fns = [LAMBDAS[n] for n in names]
+    return fns[0] if len(fns) == 1 else fns
+
+
 def run_scheduler(spec, tensors):
     kind = spec["type"]
     p1 = torch.zeros(2, requires_grad=True)
@@ -136,6 +151,20 @@ def run_scheduler(spec, tensors):
                                 div_factor=a.get("div_factor", 25.0),
                                 final_div_factor=a.get("final_div_factor", 1e4),
                                 three_phase=a.get("three_phase", False))
+        if kind == "LambdaLR":
+            return S.LambdaLR(opt, lambdas(a["lambdas"]))
+        if kind == "MultiplicativeLR":
+            return S.MultiplicativeLR(opt, lambdas(a["lambdas"]))
+        if kind == "ConstantLR":
+            return S.ConstantLR(opt, a["factor"], a["total_iters"])
+        if kind == "PolynomialLR":
+            return S.PolynomialLR(opt, a["total_iters"], a["power"])
+        if kind == "CosineAnnealingWarmRestarts":
+            return S.CosineAnnealingWarmRestarts(opt, a["t_0"], a["t_mult"], a["eta_min"])
+        if kind == "CyclicLR":
+            return S.CyclicLR(opt, a["base_lr"], a["max_lr"], step_size_up=a["step_size_up"],
+                              step_size_down=a.get("step_size_down"), mode=a["mode"],
+                              gamma=a.get("gamma", 1.0))
         if kind == "ReduceLROnPlateau":
             return S.ReduceLROnPlateau(opt, mode=a["mode"], factor=a["factor"],
                                        patience=a["patience"], threshold=a["threshold"],
@@ -157,17 +186,20 @@ def run_scheduler(spec, tensors):
     out_lr = [[float(g["lr"]) for g in opt.param_groups]]
     out_m = [momentum()]
     metrics = spec.get("metrics")
+    epochs = spec.get("epochs")
     for k in range(STEPS):
         opt.step()  # no gradients: only keeps PyTorch from warning about the call order
         if metrics is not None:
             sched.step(metrics[k])
+        elif epochs is not None:
+            sched.step(epochs[k])
         else:
             sched.step()
         out_lr.append([float(v) for v in sched.get_last_lr()])
         out_m.append(momentum())
     name = spec["name"]
     tensors[f"sched.{name}.lr"] = np.array(out_lr, dtype=np.float64)
-    if kind == "OneCycleLR":
+    if kind in ("OneCycleLR", "CyclicLR"):
         tensors[f"sched.{name}.momentum"] = np.array(out_m, dtype=np.float64)
     spec = dict(spec)
     if metrics is not None:
@@ -214,6 +246,33 @@ SCHEDULERS = [
      "args": {"mode": "max", "factor": 0.3, "patience": 2, "threshold": 0.05,
               "threshold_mode": "abs", "cooldown": 0, "min_lr": [0.01, 0.02]},
      "metrics": [1.0 - m for m in metrics_min()]},
+    {"name": "lambda_per_group", "type": "LambdaLR", "group_lrs": [0.1, 0.05],
+     "args": {"lambdas": ["warmup4", "inverse"]}},
+    {"name": "multiplicative", "type": "MultiplicativeLR", "group_lrs": [0.1, 0.05],
+     "args": {"lambdas": ["alternate"]}},
+    {"name": "constant", "type": "ConstantLR", "group_lrs": [0.1, 0.05],
+     "args": {"factor": 0.25, "total_iters": 7}},
+    {"name": "polynomial", "type": "PolynomialLR", "group_lrs": [0.1, 0.05],
+     "args": {"total_iters": 60, "power": 2.0}},
+    {"name": "warm_restarts", "type": "CosineAnnealingWarmRestarts", "group_lrs": [0.1, 0.05],
+     "args": {"t_0": 10, "t_mult": 1, "eta_min": 0.001}},
+    {"name": "warm_restarts_doubling", "type": "CosineAnnealingWarmRestarts",
+     "group_lrs": [0.1, 0.05], "args": {"t_0": 3, "t_mult": 2, "eta_min": 0.0}},
+    {"name": "warm_restarts_fractional", "type": "CosineAnnealingWarmRestarts",
+     "group_lrs": [0.1, 0.05], "args": {"t_0": 4, "t_mult": 3, "eta_min": 0.002},
+     "epochs": [0.25 * (k + 1) + (3.0 if k > 60 else 0.0) for k in range(STEPS)]},
+    {"name": "cyclic_triangular2", "type": "CyclicLR", "group_lrs": [0.1, 0.05],
+     "args": {"base_lr": [0.01, 0.02], "max_lr": [0.1, 0.2], "step_size_up": 7,
+              "step_size_down": 5, "mode": "triangular2"}},
+    {"name": "cyclic_exp_range_adam", "type": "CyclicLR", "optimizer": "Adam",
+     "group_lrs": [0.1, 0.05],
+     "args": {"base_lr": 0.001, "max_lr": 0.01, "step_size_up": 10, "mode": "exp_range",
+              "gamma": 0.99}},
+    {"name": "sequential_lambda_polynomial", "type": "SequentialLR", "group_lrs": [0.1, 0.05],
+     "args": {"milestones": [4]},
+     "children": [
+         {"type": "LambdaLR", "args": {"lambdas": ["warmup4"]}},
+         {"type": "PolynomialLR", "args": {"total_iters": 90, "power": 1.0}}]},
 ]
 
 

@@ -12,8 +12,9 @@ use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 use tapegrad::optim::lr_scheduler::{
-    Anneal, CosineAnnealingLR, ExponentialLR, LinearLR, LrScheduler, MultiStepLR, OneCycleLR,
-    PlateauMode, ReduceLROnPlateau, SequentialLR, StepLR, ThresholdMode,
+    Anneal, ConstantLR, CosineAnnealingLR, CosineAnnealingWarmRestarts, CyclicLR, CyclicMode,
+    ExponentialLR, LambdaLR, LinearLR, LrLambda, LrScheduler, MultiStepLR, MultiplicativeLR,
+    OneCycleLR, PlateauMode, PolynomialLR, ReduceLROnPlateau, SequentialLR, StepLR, ThresholdMode,
 };
 use tapegrad::optim::{
     clip_grad_norm, clip_grad_value, Adagrad, Adam, AdamW, Optim, Optimizer, RmsProp, Rule, Sgd,
@@ -251,9 +252,64 @@ fn usizes(v: &Value) -> Vec<usize> {
         .collect()
 }
 
+/// The functions the fixture script's `LAMBDAS` names.
+fn lambdas(a: &Value) -> Vec<LrLambda> {
+    a["lambdas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|name| -> LrLambda {
+            match name.as_str().unwrap() {
+                "warmup4" => Box::new(|e| (((e + 1) as f64) / 4.0).min(1.0)),
+                "inverse" => Box::new(|e| 1.0 / (1.0 + 0.1 * e as f64)),
+                "alternate" => Box::new(|e| if e % 2 != 0 { 0.9 } else { 1.05 }),
+                other => panic!("unknown lambda {other}"),
+            }
+        })
+        .collect()
+}
+
+/// A number or a per-group list of numbers.
+fn per_group(v: &Value) -> Vec<f64> {
+    match v {
+        Value::Array(v) => v.iter().map(|x| x.as_f64().unwrap()).collect(),
+        v => vec![v.as_f64().unwrap()],
+    }
+}
+
 fn make_scheduler(kind: &str, a: &Value, opt: &mut dyn Optimizer) -> Box<dyn LrScheduler> {
     let n = |k| num(a, k);
     match kind {
+        "LambdaLR" => Box::new(LambdaLR::per_group(opt, lambdas(a))),
+        "MultiplicativeLR" => Box::new(MultiplicativeLR::per_group(opt, lambdas(a))),
+        "ConstantLR" => Box::new(ConstantLR::new(opt, n("factor"), n("total_iters") as usize)),
+        "PolynomialLR" => Box::new(PolynomialLR::new(
+            opt,
+            n("total_iters") as usize,
+            n("power"),
+        )),
+        "CosineAnnealingWarmRestarts" => Box::new(CosineAnnealingWarmRestarts::new(
+            opt,
+            n("t_0") as usize,
+            n("t_mult") as usize,
+            n("eta_min"),
+        )),
+        "CyclicLR" => {
+            let mode = match a["mode"].as_str().unwrap() {
+                "triangular" => CyclicMode::Triangular,
+                "triangular2" => CyclicMode::Triangular2,
+                _ => CyclicMode::ExpRange { gamma: n("gamma") },
+            };
+            let mut b = CyclicLR::builder(0.0, 0.0)
+                .base_lrs(per_group(&a["base_lr"]))
+                .max_lrs(per_group(&a["max_lr"]))
+                .step_size_up(n("step_size_up") as usize)
+                .mode(mode);
+            if let Some(d) = a["step_size_down"].as_u64() {
+                b = b.step_size_down(d as usize);
+            }
+            Box::new(b.build(opt))
+        }
         "StepLR" => Box::new(StepLR::new(opt, n("step_size") as usize, n("gamma"))),
         "MultiStepLR" => Box::new(MultiStepLR::new(opt, &usizes(&a["milestones"]), n("gamma"))),
         "ExponentialLR" => Box::new(ExponentialLR::new(opt, n("gamma"))),
@@ -345,6 +401,23 @@ fn scheduler_lr_sequences_match_pytorch_exactly() {
                 lrs.push(opt.lrs());
             }
         } else {
+            if let Some(epochs) = spec["epochs"].as_array() {
+                // CosineAnnealingWarmRestarts stepped to given (fractional) epochs
+                let mut s = CosineAnnealingWarmRestarts::new(
+                    opt,
+                    num(a, "t_0") as usize,
+                    num(a, "t_mult") as usize,
+                    num(a, "eta_min"),
+                );
+                lrs = vec![s.get_last_lr().to_vec()];
+                for e in epochs {
+                    s.step_to(opt, e.as_f64().unwrap());
+                    lrs.push(s.get_last_lr().to_vec());
+                }
+                let want = fixture().tensors[&format!("sched.{name}.lr")].0.clone();
+                assert_eq!(lrs.concat(), want, "{name}");
+                continue;
+            }
             let mut s: Box<dyn LrScheduler> = if kind == "SequentialLR" {
                 let children = spec["children"]
                     .as_array()
