@@ -540,3 +540,294 @@ impl Forward for TransformerEncoder {
         TransformerEncoder::forward(self, x, None, None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prelude::*;
+    use crate::testing::{randn64, randn64_t};
+
+    /// f64 parameters of an `E`-wide attention layer, scaled down so softmax stays soft.
+    fn mha_params(e: usize, seed: u64) -> Vec<Tensor> {
+        vec![
+            randn64(&[3 * e, e], seed) * 0.5,
+            randn64(&[3 * e], seed + 1) * 0.1,
+            randn64(&[e, e], seed + 2) * 0.5,
+            randn64(&[e], seed + 3) * 0.1,
+        ]
+    }
+
+    /// An attention layer using `ps` (`in_proj_weight`, `in_proj_bias`, `out_proj.weight`,
+    /// `out_proj.bias`) as they are, so gradients reach them.
+    fn mha_with(ps: &[Tensor], heads: usize, batch_first: bool) -> MultiheadAttention {
+        MultiheadAttention {
+            in_proj_weight: ps[0].clone(),
+            in_proj_bias: Some(ps[1].clone()),
+            out_proj: Linear {
+                weight: ps[2].clone(),
+                bias: Some(ps[3].clone()),
+            },
+            num_heads: heads,
+            dropout: 0.0,
+            batch_first,
+            training: TrainFlag::default(),
+        }
+    }
+
+    #[test]
+    fn multihead_attention_gradcheck() {
+        let ps = mha_params(4, 10);
+        // self-attention [L, N, E] with a key padding mask and a causal mask, weights returned
+        let pad = Tensor::from_values(vec![false, false, false, false, false, true], &[2, 3]);
+        let causal = Tensor::from_values(
+            vec![false, true, true, false, false, true, false, false, false],
+            &[3, 3],
+        );
+        let mut xs = vec![randn64(&[3, 2, 4], 1)];
+        xs.extend(ps.iter().cloned());
+        gradcheck(
+            |xs| {
+                let m = mha_with(&xs[1..], 2, false);
+                let (y, w) = m.forward(&xs[0], &xs[0], &xs[0], Some(&pad), Some(&causal), true);
+                Tensor::cat(&[&y.flatten_all(), &w.unwrap().flatten_all()], 0)
+            },
+            &xs,
+        )
+        .unwrap();
+        // cross-attention, batch-first, non-contiguous inputs, through scaled_dot_product_attention
+        let mut xs = vec![
+            randn64_t(&[2, 3, 4], 2),
+            randn64(&[2, 5, 4], 3),
+            randn64_t(&[2, 5, 4], 4),
+        ];
+        xs.extend(ps.iter().cloned());
+        gradcheck(
+            |xs| {
+                let m = mha_with(&xs[3..], 2, true);
+                m.forward(&xs[0], &xs[1], &xs[2], None, None, false).0
+            },
+            &xs,
+        )
+        .unwrap();
+    }
+
+    /// An encoder layer of width 4, 2 heads, feed-forward 6, from f64 parameters in
+    /// `named_parameters` order.
+    fn layer_with(
+        ps: &[Tensor],
+        norm_first: bool,
+        activation: Activation,
+    ) -> TransformerEncoderLayer {
+        let lin = |w: &Tensor, b: &Tensor| Linear {
+            weight: w.clone(),
+            bias: Some(b.clone()),
+        };
+        let norm = |w: &Tensor, b: &Tensor| LayerNorm {
+            weight: Some(w.clone()),
+            bias: Some(b.clone()),
+            normalized_shape: vec![4],
+            eps: 1e-5,
+        };
+        TransformerEncoderLayer {
+            self_attn: mha_with(&ps[..4], 2, false),
+            linear1: lin(&ps[4], &ps[5]),
+            dropout: Dropout::new(0.0),
+            linear2: lin(&ps[6], &ps[7]),
+            norm1: norm(&ps[8], &ps[9]),
+            norm2: norm(&ps[10], &ps[11]),
+            dropout1: Dropout::new(0.0),
+            dropout2: Dropout::new(0.0),
+            activation,
+            norm_first,
+        }
+    }
+
+    fn layer_params() -> Vec<Tensor> {
+        let mut ps = mha_params(4, 20);
+        for (i, s) in [
+            vec![6, 4],
+            vec![6],
+            vec![4, 6],
+            vec![4],
+            vec![4],
+            vec![4],
+            vec![4],
+            vec![4],
+        ]
+        .iter()
+        .enumerate()
+        {
+            ps.push(randn64(s, 30 + i as u64) * 0.5);
+        }
+        ps
+    }
+
+    #[test]
+    fn encoder_layer_gradcheck() {
+        let pad = Tensor::from_values(vec![false, false, false, false, true, true], &[2, 3]);
+        for (norm_first, act) in [(false, Activation::Relu), (true, Activation::Gelu)] {
+            let mut xs = vec![randn64(&[3, 2, 4], 1)];
+            xs.extend(layer_params());
+            gradcheck(
+                |xs| layer_with(&xs[1..], norm_first, act).forward(&xs[0], None, Some(&pad)),
+                &xs,
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn parameter_names_follow_pytorch() {
+        let layer = TransformerEncoderLayer::new(8, 2).dim_feedforward(16);
+        let names: Vec<String> = layer
+            .named_parameters()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "self_attn.in_proj_weight",
+                "self_attn.in_proj_bias",
+                "self_attn.out_proj.weight",
+                "self_attn.out_proj.bias",
+                "linear1.weight",
+                "linear1.bias",
+                "linear2.weight",
+                "linear2.bias",
+                "norm1.weight",
+                "norm1.bias",
+                "norm2.weight",
+                "norm2.bias",
+            ]
+        );
+        let enc = TransformerEncoder::new(&layer, 2).norm(LayerNorm::new(&[8]));
+        let names: Vec<String> = enc.named_parameters().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names.len(), 2 * 12 + 2);
+        assert_eq!(names[12], "layers.1.self_attn.in_proj_weight");
+        assert_eq!(names[25], "norm.bias");
+        let mha = MultiheadAttention::with_bias(8, 2, false);
+        let names: Vec<String> = mha.named_parameters().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["in_proj_weight", "out_proj.weight"]);
+    }
+
+    #[test]
+    fn encoder_layers_start_equal_but_are_independent() {
+        let layer = TransformerEncoderLayer::new(4, 2).dim_feedforward(8);
+        let enc = TransformerEncoder::new(&layer, 2);
+        let (a, b) = (&enc.layers[0].linear1.weight, &enc.layers[1].linear1.weight);
+        assert_eq!(a.to_vec::<f32>(), layer.linear1.weight.to_vec::<f32>());
+        assert_eq!(a.to_vec::<f32>(), b.to_vec::<f32>());
+        a.assign(&Tensor::zeros(a.shape()));
+        assert_ne!(b.to_vec::<f32>(), a.to_vec::<f32>());
+        assert_ne!(layer.linear1.weight.to_vec::<f32>(), a.to_vec::<f32>());
+    }
+
+    #[test]
+    fn batch_first_is_the_transposed_layout() {
+        let mha = MultiheadAttention::new(6, 3);
+        let (q, kv) = (Tensor::randn(&[4, 2, 6]), Tensor::randn(&[5, 2, 6]));
+        let (y, w) = mha.forward(&q, &kv, &kv, None, None, true);
+        let bf = MultiheadAttention {
+            batch_first: true,
+            ..mha
+        };
+        let (qt, kvt) = (q.transpose(0, 1), kv.transpose(0, 1));
+        let (y_bf, w_bf) = bf.forward(&qt, &kvt, &kvt, None, None, true);
+        y_bf.assert_close(&y.transpose(0, 1), 1e-6, 1e-6);
+        w_bf.unwrap().assert_close(&w.unwrap(), 1e-6, 1e-6); // weights are [N, L, S] either way
+                                                             // the unbatched form is batch 1
+        let (y1, _) = bf.forward(
+            &qt.select(0, 1),
+            &kvt.select(0, 1),
+            &kvt.select(0, 1),
+            None,
+            None,
+            false,
+        );
+        y1.assert_close(&y_bf.select(0, 1), 1e-6, 1e-6);
+    }
+
+    #[test]
+    fn key_padding_mask_ignores_padded_keys() {
+        let mha = MultiheadAttention::new(4, 2);
+        let q = Tensor::randn(&[3, 1, 4]);
+        let kv = Tensor::randn(&[5, 1, 4]);
+        // the last two keys are padding
+        let pad = Tensor::from_values(vec![false, false, false, true, true], &[1, 5]);
+        let (y, w) = mha.forward(&q, &kv, &kv, Some(&pad), None, true);
+        // weights: zero on padded keys, rows sum to 1
+        let w = w.unwrap();
+        assert!(w.narrow(-1, 3, 2).to_vec::<f32>().iter().all(|&v| v == 0.0));
+        w.sum_dim(-1, false)
+            .assert_close(&Tensor::ones(&[1, 3]), 1e-6, 1e-6);
+        // same as attending to the three real keys only, whatever the padded values are
+        let real = kv.narrow(0, 0, 3);
+        let (y3, _) = mha.forward(&q, &real, &real, None, None, false);
+        y.assert_close(&y3, 1e-6, 1e-6);
+        let junk = Tensor::cat(&[&real, &(Tensor::randn(&[2, 1, 4]) * 100.0)], 0);
+        let (yj, _) = mha.forward(&q, &junk, &junk, Some(&pad), None, false);
+        yj.assert_close(&y3, 1e-6, 1e-6);
+    }
+
+    #[test]
+    fn eval_mode_disables_dropout() {
+        let layer = TransformerEncoderLayer::new(8, 2)
+            .dim_feedforward(16)
+            .dropout(0.5);
+        let x = Tensor::randn(&[4, 2, 8]);
+        let (a, b) = (Forward::forward(&layer, &x), Forward::forward(&layer, &x));
+        assert!(
+            a.max_abs_diff(&b).0 > 0.0,
+            "training mode draws fresh masks"
+        );
+        layer.eval();
+        let (a, b) = (Forward::forward(&layer, &x), Forward::forward(&layer, &x));
+        assert_eq!(a.to_vec::<f32>(), b.to_vec::<f32>());
+        // the attention weights' dropout too
+        let mha = MultiheadAttention::new(8, 2).dropout(0.9);
+        mha.eval();
+        let (_, w) = mha.forward(&x, &x, &x, None, None, true);
+        w.unwrap()
+            .sum_dim(-1, false)
+            .assert_close(&Tensor::ones(&[2, 4]), 1e-6, 1e-6);
+    }
+
+    #[test]
+    fn post_norm_output_is_normalised() {
+        // post-norm ends in norm2 with weight 1 and bias 0: every token has mean 0, variance 1
+        let layer = TransformerEncoderLayer::new(8, 2)
+            .dim_feedforward(16)
+            .dropout(0.0);
+        let y = Forward::forward(&layer, &(Tensor::randn(&[3, 2, 8]) * 3.0));
+        y.mean_dim(-1, false)
+            .assert_close(&Tensor::zeros(&[3, 2]), 1e-5, 1e-5);
+        let var = y.square().mean_dim(-1, false);
+        var.assert_close(&Tensor::ones(&[3, 2]), 1e-3, 1e-3);
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "MultiheadAttention: embed_dim (6) must be divisible by num_heads (4)"
+    )]
+    fn heads_must_divide_the_width() {
+        let _ = MultiheadAttention::new(6, 4);
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "MultiheadAttention: key_padding_mask of shape [2, 4] must have one of the shapes [[2, 5]]"
+    )]
+    fn key_padding_mask_shape_is_checked() {
+        let x = Tensor::zeros(&[5, 2, 4]);
+        let pad = Tensor::from_values(vec![false; 8], &[2, 4]);
+        MultiheadAttention::new(4, 2).forward(&x, &x, &x, Some(&pad), None, false);
+    }
+
+    #[test]
+    #[should_panic(expected = "MultiheadAttention: key of shape [5, 2, 3] must be [L, N, E = 4]")]
+    fn key_width_is_checked() {
+        let (q, k) = (Tensor::zeros(&[5, 2, 4]), Tensor::zeros(&[5, 2, 3]));
+        MultiheadAttention::new(4, 2).forward(&q, &k, &k, None, None, false);
+    }
+}
