@@ -34,10 +34,13 @@ const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/modu
 
 type Inputs = HashMap<String, Tensor>;
 
+/// The call a case makes on its module: inputs by name → outputs in PyTorch's order.
+type Call = Box<dyn Fn(&Inputs) -> Vec<Tensor>>;
+
 /// A module and the call the case makes on it (the PyTorch call in `modules.json`).
 struct Built {
     module: Rc<dyn Module>,
-    run: Box<dyn Fn(&Inputs) -> Vec<Tensor>>,
+    run: Call,
 }
 
 fn built<M: Module + 'static>(m: M, run: impl Fn(&M, &Inputs) -> Vec<Tensor> + 'static) -> Built {
