@@ -10,6 +10,8 @@ mod linear;
 mod loss;
 mod module;
 mod norm;
+mod rnn;
+mod transformer;
 
 pub use activation::{
     Identity, LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid, Softmax, Softplus, Tanh, GELU,
@@ -23,7 +25,11 @@ pub use loss::{
 };
 pub use module::{Forward, Item, Layer, Module, TrainFlag, Visitor};
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, Dropout, Embedding, GroupNorm, LayerNorm};
+pub use rnn::{GRUCell, LSTMCell, RNNCell, GRU, LSTM, RNN};
 /// Derives [`Module`] from a struct's fields: `Tensor` fields are parameters (`#[buffer]` for
 /// buffers), `TrainFlag` is the mode flag, numbers and `#[module(skip)]` fields are ignored, and
 /// every other field is a child module named after the field.
 pub use tapegrad_derive::Module;
+pub use transformer::{
+    Activation, MultiheadAttention, TransformerEncoder, TransformerEncoderLayer,
+};
