@@ -1,6 +1,6 @@
 //! The autograd graph as a picture, like `torchviz`: Graphviz DOT of the tape behind a tensor.
 //!
-//! [`dot`] gives the DOT text: one box per recorded op (its name, attributes and output shape),
+//! [`dot`] gives the DOT text: one box per recorded op (its name, attributes and `-> output shape`),
 //! parameters as light-blue boxes (named by their module path with [`dot_with_params`]), inputs
 //! that need no gradient as white boxes, and the output as a green box. [`render_svg`] turns DOT
 //! into SVG with Graphviz's `dot` program, and a [`Dot`] value shows as an SVG picture in an
@@ -98,6 +98,7 @@ impl Dot {
                             let _ = write!(l, "\n{k}={}", fmt_attr(v));
                         }
                     }
+                    let _ = write!(l, "\n-> {shape}");
                     (l, "lightgrey")
                 }
                 NodeKind::Param => (format!("{}\n{shape}", n.name), "lightblue"),
