@@ -32,7 +32,10 @@ pub mod optim;
 pub mod parallel;
 pub mod prelude;
 pub mod tensor;
+#[cfg(feature = "tensorboard")]
+pub mod tensorboard;
 pub mod testing;
+pub mod viz;
 
 pub use error::{Error, Result};
 pub use tensor::{DType, Tensor};
