@@ -3,7 +3,7 @@
 //! - [`safetensors`]: the [safetensors](https://huggingface.co/docs/safetensors) format, read and
 //!   written (f32, f64, i64, bool; f16 / bf16 and smaller integers converted on load). This is
 //!   tapegrad's own checkpoint format.
-//! - `torch`: reading PyTorch's `torch.save` zip files (`.pt`, `.pth`, `.bin`) — state dicts and
+//! - [`torch`]: reading PyTorch's `torch.save` zip files (`.pt`, `.pth`, `.bin`) — state dicts and
 //!   nested checkpoints — without Python.
 //! - [`save_optimizer`] / [`load_optimizer`]: an optimizer's [`StateDict`] as a safetensors file.
 //!
@@ -43,7 +43,11 @@
 //! ```
 
 mod atomic;
+mod pickle;
+mod raw;
 pub mod safetensors;
+pub mod torch;
+mod zip;
 
 use std::path::Path;
 

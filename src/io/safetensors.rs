@@ -33,6 +33,7 @@ use std::path::Path;
 
 use ::safetensors::tensor::{Dtype, SafeTensors, TensorView, View};
 
+use super::raw::{contiguous_strides, to_tensor as to_raw_tensor, Layout, RawDType};
 use crate::tensor::{Data, Element};
 use crate::{Error, Result, Tensor};
 
@@ -95,41 +96,34 @@ pub fn load_bytes_with_metadata(
     Ok((tensors, meta))
 }
 
-/// Decodes fixed-size little-endian elements.
-fn decode<const N: usize, T>(bytes: &[u8], f: impl Fn([u8; N]) -> T) -> Vec<T> {
-    bytes
-        .chunks_exact(N)
-        .map(|c| f(c.try_into().expect("chunks_exact gives N bytes")))
-        .collect()
-}
-
 /// A tensor from a validated view (the crate checked that the byte count fits dtype and shape).
 fn to_tensor(name: &str, v: &TensorView) -> Result<Tensor> {
-    let (b, shape) = (v.data(), v.shape());
-    let t = match v.dtype() {
-        Dtype::F32 => Tensor::try_from_values(decode(b, f32::from_le_bytes), shape),
-        Dtype::F64 => Tensor::try_from_values(decode(b, f64::from_le_bytes), shape),
-        Dtype::F16 => {
-            Tensor::try_from_values(decode(b, |c| half::f16::from_le_bytes(c).to_f32()), shape)
-        }
-        Dtype::BF16 => {
-            Tensor::try_from_values(decode(b, |c| half::bf16::from_le_bytes(c).to_f32()), shape)
-        }
-        Dtype::I64 => Tensor::try_from_values(decode(b, i64::from_le_bytes), shape),
-        Dtype::I32 => Tensor::try_from_values(decode(b, |c| i32::from_le_bytes(c) as i64), shape),
-        Dtype::U32 => Tensor::try_from_values(decode(b, |c| u32::from_le_bytes(c) as i64), shape),
-        Dtype::I16 => Tensor::try_from_values(decode(b, |c| i16::from_le_bytes(c) as i64), shape),
-        Dtype::U16 => Tensor::try_from_values(decode(b, |c| u16::from_le_bytes(c) as i64), shape),
-        Dtype::I8 => Tensor::try_from_values(decode(b, |c: [u8; 1]| c[0] as i8 as i64), shape),
-        Dtype::U8 => Tensor::try_from_values(decode(b, |c: [u8; 1]| c[0] as i64), shape),
-        Dtype::BOOL => Tensor::try_from_values(decode(b, |c: [u8; 1]| c[0] != 0), shape),
+    let dtype = match v.dtype() {
+        Dtype::F32 => RawDType::F32,
+        Dtype::F64 => RawDType::F64,
+        Dtype::F16 => RawDType::F16,
+        Dtype::BF16 => RawDType::BF16,
+        Dtype::I64 => RawDType::I64,
+        Dtype::I32 => RawDType::I32,
+        Dtype::U32 => RawDType::U32,
+        Dtype::I16 => RawDType::I16,
+        Dtype::U16 => RawDType::U16,
+        Dtype::I8 => RawDType::I8,
+        Dtype::U8 => RawDType::U8,
+        Dtype::BOOL => RawDType::Bool,
         other => {
             return Err(Error::DType(format!(
                 "safetensors: tensor '{name}' has dtype {other:?}, which tapegrad cannot hold"
             )))
         }
     };
-    t.map_err(|e| Error::Format(format!("safetensors: tensor '{name}': {e}")))
+    let layout = Layout {
+        offset: 0,
+        shape: v.shape(),
+        strides: &contiguous_strides(v.shape()),
+    };
+    to_raw_tensor(dtype, v.data(), &layout)
+        .map_err(|e| Error::Format(format!("safetensors: tensor '{name}': {e}")))
 }
 
 /// A tensor's elements as contiguous little-endian bytes, for writing.
