@@ -480,9 +480,8 @@ mod tests {
     #[test]
     fn reads_a_protocol_2_dict_of_scalars() {
         // pickle.dumps({"a": 1, "b": [2.5, True, None], "c": -300}, protocol=2)
-        let p = b"\x80\x02}q\x00(X\x01\x00\x00\x00aq\x01K\x01X\x01\x00\x00\x00bq\x02]q\x03(G@\x04\x00\x00\x00\x00\x00\x00\x88Nea X\x01\x00\x00\x00cq\x04J\xd4\xfe\xff\xffu.";
-        let p: Vec<u8> = p.iter().copied().filter(|&b| b != b' ').collect();
-        let items = dict_items(&load(&p).unwrap());
+        let p = b"\x80\x02}q\x00(X\x01\x00\x00\x00aq\x01K\x01X\x01\x00\x00\x00bq\x02]q\x03(G@\x04\x00\x00\x00\x00\x00\x00\x88NeX\x01\x00\x00\x00cq\x04J\xd4\xfe\xff\xffu.";
+        let items = dict_items(&load(p).unwrap());
         assert_eq!(items.len(), 3);
         assert!(matches!(&items[0], (Object::Str(k), Object::Int(1)) if &**k == "a"));
         match &items[1].1 {

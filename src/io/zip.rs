@@ -236,8 +236,7 @@ mod tests {
             let mut rest = Vec::new();
             fixed(0, &mut rest);
             central.extend(&rest[4..]);
-            central.extend([0; 8]); // comment length, disk, internal and external attributes
-            central.extend([0; 4]);
+            central.extend([0; 10]); // comment length, disk, internal and external attributes
             central.extend(header.to_le_bytes());
             central.extend(name.as_bytes());
         }
