@@ -16,7 +16,6 @@ use crate::{Error, Result};
 
 /// A call recorded instead of executed: `callable(*args)`, then `__setstate__(state)` if BUILD
 /// gave one.
-#[derive(Debug)]
 pub(crate) struct Call {
     pub(crate) callable: Object,
     pub(crate) args: Object,
@@ -24,7 +23,7 @@ pub(crate) struct Call {
 }
 
 /// A Python object as the pickle builds it.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) enum Object {
     None,
     Bool(bool),
@@ -42,6 +41,13 @@ pub(crate) enum Object {
     Call(Rc<RefCell<Call>>),
     /// A persistent id (how torch refers to tensor storages).
     PersId(Rc<Object>),
+}
+
+impl std::fmt::Debug for Object {
+    /// Only the kind: a derived, recursive `Debug` could overflow the stack on a deep pickle.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl Drop for Object {
@@ -94,7 +100,7 @@ impl Object {
         }
     }
 
-    fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Object::None => "None",
             Object::Bool(_) => "bool",

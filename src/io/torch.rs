@@ -328,7 +328,7 @@ pub fn load_value_bytes(bytes: &[u8]) -> Result<Value> {
 }
 
 /// Nesting deeper than this is refused (it would overflow the stack, and no checkpoint needs it).
-const MAX_DEPTH: usize = 256;
+const MAX_DEPTH: usize = 100;
 
 /// Turns pickled objects into [`Value`]s, rebuilding tensors from the archive's storages.
 struct Converter<'z, 'a> {
@@ -435,7 +435,7 @@ impl Converter<'_, '_> {
     fn call(&mut self, c: &Call, depth: usize) -> Result<Value> {
         let class = match &c.callable {
             Object::Global(g) => g.to_string(),
-            o => return Err(bad(format!("a call of a {:?}", o))),
+            o => return Err(bad(format!("a call of a {}", o.name()))),
         };
         let args: &[Object] = match &c.args {
             Object::Tuple(t) => t,
@@ -538,5 +538,65 @@ impl Converter<'_, '_> {
             }
         };
         Ok((dtype, bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::zip::tests::stored_zip;
+
+    fn checkpoint(pkl: &[u8]) -> Vec<u8> {
+        stored_zip(&[("archive/data.pkl", pkl), ("archive/byteorder", b"little")])
+    }
+
+    #[test]
+    fn a_tensor_is_rebuilt_from_its_storage_entry() {
+        // {"w": _rebuild_tensor_v2(("storage", FloatStorage, "0", "cpu", 3), 1, (2,), (1,),
+        //  False, OrderedDict())}: elements 1 and 2 of the storage [1.5, 2.5, 3.5]
+        let pkl = b"\x80\x02}X\x01\x00\x00\x00wctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x03tQK\x01K\x02\x85K\x01\x85\x89ccollections\nOrderedDict\n)RtRs.";
+        let data: Vec<u8> = [1.5f32, 2.5, 3.5]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let z = stored_zip(&[("archive/data.pkl", pkl), ("archive/data/0", &data)]);
+        let sd = load_bytes(&z).unwrap();
+        assert_eq!(sd["w"].to_vec::<f32>(), vec![2.5, 3.5]);
+        // the same pickle without its storage entry is an error
+        let z = checkpoint(pkl);
+        assert!(load_bytes(&z)
+            .unwrap_err()
+            .to_string()
+            .contains("no entry 'archive/data/0'"));
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let mut pkl = vec![b']'];
+        pkl.extend(std::iter::repeat_n(0x85u8, 100_000));
+        pkl.push(b'.');
+        let err = load_value_bytes(&checkpoint(&pkl)).unwrap_err().to_string();
+        assert!(err.contains("nested deeper"), "{err}");
+    }
+
+    #[test]
+    fn shared_references_cannot_expand_exponentially() {
+        // x = []; 64 times: x = [x, x]  (2^64 leaves if expanded)
+        let mut pkl = b"]q\x00".to_vec();
+        for _ in 0..64 {
+            pkl.extend(b"(h\x00h\x00lq\x00");
+        }
+        pkl.push(b'.');
+        let err = load_value_bytes(&checkpoint(&pkl)).unwrap_err().to_string();
+        assert!(err.contains("too many objects"), "{err}");
+    }
+
+    #[test]
+    fn big_endian_storages_are_refused() {
+        let z = stored_zip(&[("archive/data.pkl", b"N."), ("archive/byteorder", b"big")]);
+        assert!(load_value_bytes(&z)
+            .unwrap_err()
+            .to_string()
+            .contains("'big' byte order"));
     }
 }

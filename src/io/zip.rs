@@ -208,7 +208,7 @@ fn zip64_fields(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A stored-only archive with the given entries, as `torch.save` writes them.
