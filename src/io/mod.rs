@@ -5,7 +5,8 @@
 //!   tapegrad's own checkpoint format.
 //! - [`torch`]: reading PyTorch's `torch.save` zip files (`.pt`, `.pth`, `.bin`) — state dicts and
 //!   nested checkpoints — without Python.
-//! - [`save_optimizer`] / [`load_optimizer`]: an optimizer's [`StateDict`] as a safetensors file.
+//! - [`save_optimizer`] / [`load_optimizer`]: an optimizer's [`StateDict`] as a safetensors file;
+//!   [`save_scheduler`] / [`load_scheduler`]: a learning-rate schedule's state.
 //!
 //! Models save and load through [`Module`](crate::nn::Module):
 //! [`state_dict`](crate::nn::Module::state_dict) /
@@ -16,7 +17,7 @@
 //!
 //! Every save writes a temporary file next to the target and renames it into place, so an
 //! interrupted save never destroys the previous checkpoint. Every load returns an
-//! [`Error`](crate::Error) for a corrupt or truncated file; none panics.
+//! [`Error`] for a corrupt or truncated file; none panics.
 //!
 //! ```
 //! use tapegrad::prelude::*;
@@ -49,12 +50,13 @@ pub mod safetensors;
 pub mod torch;
 mod zip;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 pub(crate) use atomic::write_atomic;
 
 use crate::optim::{Optimizer, StateDict};
-use crate::Result;
+use crate::{DType, Error, Result, Tensor};
 
 /// Writes an optimizer's [`state_dict`](Optimizer::state_dict) to a safetensors file, like
 /// `torch.save(optimizer.state_dict(), path)`.
@@ -64,7 +66,7 @@ use crate::Result;
 /// [`StateDict::to_tensors`] makes them.
 ///
 /// # Errors
-/// If the file cannot be written ([`Error::Io`](crate::Error::Io)); the previous file at `path`,
+/// If the file cannot be written ([`Error::Io`]); the previous file at `path`,
 /// if any, is then left as it was.
 pub fn save_optimizer(opt: &dyn Optimizer, path: impl AsRef<Path>) -> Result<()> {
     safetensors::save(&opt.state_dict().to_tensors(), path)
@@ -79,4 +81,37 @@ pub fn save_optimizer(opt: &dyn Optimizer, path: impl AsRef<Path>) -> Result<()>
 pub fn load_optimizer(opt: &mut dyn Optimizer, path: impl AsRef<Path>) -> Result<()> {
     let sd = StateDict::try_from_tensors(safetensors::load(path)?)?;
     opt.try_load_state_dict(&sd)
+}
+
+/// Writes a learning-rate schedule's state (from
+/// [`LrScheduler::state_dict`](crate::optim::lr_scheduler::LrScheduler::state_dict) or
+/// `ReduceLROnPlateau::state_dict`) to a safetensors file, each number a 0-dimensional float64
+/// tensor.
+///
+/// # Errors
+/// [`Error::Io`] if the file cannot be written; the previous file at `path` is then intact.
+pub fn save_scheduler(state: &BTreeMap<String, f64>, path: impl AsRef<Path>) -> Result<()> {
+    let tensors: BTreeMap<&String, Tensor> = state
+        .iter()
+        .map(|(k, &v)| (k, Tensor::scalar_of(v, DType::F64)))
+        .collect();
+    safetensors::save(&tensors, path)
+}
+
+/// Reads a schedule's state written by [`save_scheduler`], for its `load_state_dict`.
+///
+/// # Errors
+/// [`Error::Io`] if the file cannot be read; [`Error::Format`] if it is not a valid safetensors
+/// file or an entry is not a single number.
+pub fn load_scheduler(path: impl AsRef<Path>) -> Result<BTreeMap<String, f64>> {
+    safetensors::load(path)?
+        .into_iter()
+        .map(|(k, t)| match t.numel() {
+            1 => Ok((k, t.item())),
+            _ => Err(Error::Format(format!(
+                "scheduler state: '{k}' should be a number but has shape {:?}",
+                t.shape()
+            ))),
+        })
+        .collect()
 }
