@@ -1440,4 +1440,32 @@ mod tests {
         let mut opt = sgd(&[1.0]);
         LinearLR::new(&mut opt, 0.0, 1.0, 5);
     }
+
+    #[test]
+    fn a_plateau_schedule_resumes_from_its_state_dict() {
+        let mut opt = sgd(&[1.0]);
+        let mut a = ReduceLROnPlateau::new(&opt)
+            .factor(0.5)
+            .patience(1)
+            .cooldown(1);
+        for loss in [1.0, 0.9, 0.95] {
+            a.step(&mut opt, loss);
+        }
+        let mut b = ReduceLROnPlateau::new(&opt)
+            .factor(0.5)
+            .patience(1)
+            .cooldown(1);
+        b.load_state_dict(&a.state_dict()).unwrap();
+        assert_eq!(b.state_dict(), a.state_dict());
+        // one more epoch without improvement: both reduce now (2 bad epochs > patience 1), 1 → 0.5
+        let mut opt_b = sgd(&[1.0]);
+        opt_b.set_lr(0, opt.lr(0));
+        a.step(&mut opt, 0.95);
+        b.step(&mut opt_b, 0.95);
+        assert_eq!(opt.lr(0), 0.5);
+        assert_eq!(opt_b.lr(0), opt.lr(0));
+        let mut st = a.state_dict();
+        st.insert("patience".into(), 3.0);
+        assert!(b.load_state_dict(&st).is_err());
+    }
 }
