@@ -31,6 +31,7 @@
 //! [`SequentialLR`], [`OneCycleLR`], [`CyclicLR`], [`CosineAnnealingWarmRestarts`] and
 //! [`ReduceLROnPlateau`]; tests/optim.rs checks 100 steps of each against PyTorch's values.
 
+use std::collections::BTreeMap;
 use std::f64::consts::PI;
 use std::panic::Location;
 
@@ -72,6 +73,59 @@ impl SchedulerCore {
             last_lr: Vec::new(),
             is_initial: false,
         }
+    }
+}
+
+impl SchedulerCore {
+    /// The state as PyTorch names it: `last_epoch`, `_step_count`, `base_lrs.{g}`, `_last_lr.{g}`.
+    pub fn state_dict(&self) -> BTreeMap<String, f64> {
+        let mut out = BTreeMap::new();
+        out.insert("last_epoch".to_string(), self.last_epoch as f64);
+        out.insert("_step_count".to_string(), self.step_count as f64);
+        for (g, v) in self.base_lrs.iter().enumerate() {
+            out.insert(format!("base_lrs.{g}"), *v);
+        }
+        for (g, v) in self.last_lr.iter().enumerate() {
+            out.insert(format!("_last_lr.{g}"), *v);
+        }
+        out
+    }
+
+    /// Restores a [`state_dict`](SchedulerCore::state_dict) for the same number of groups.
+    ///
+    /// # Errors
+    /// [`Error::Format`](crate::Error::Format) if a key is missing or unknown, or the number of
+    /// groups differs; the state is unchanged then.
+    pub fn load_state_dict(&mut self, state: &BTreeMap<String, f64>) -> crate::Result<()> {
+        let bad = |msg: String| Err(crate::Error::Format(format!("lr_scheduler: {msg}")));
+        let get = |k: &str| state.get(k).copied();
+        let (Some(last_epoch), Some(step_count)) = (get("last_epoch"), get("_step_count")) else {
+            return bad("the state dict has no 'last_epoch' or '_step_count'".into());
+        };
+        let n = self.base_lrs.len();
+        let list = |name: &str| {
+            (0..n)
+                .map(|g| get(&format!("{name}.{g}")))
+                .collect::<Option<Vec<f64>>>()
+        };
+        let (Some(base_lrs), Some(last_lr)) = (list("base_lrs"), list("_last_lr")) else {
+            return bad(format!(
+                "the state dict does not hold 'base_lrs' and '_last_lr' for {n} groups"
+            ));
+        };
+        if state.len() != 2 + 2 * n {
+            let known = self.state_dict();
+            let extra = state.keys().find(|k| !known.contains_key(*k));
+            return bad(format!(
+                "unexpected key '{}' in the state dict (the schedule has {n} groups)",
+                extra.map_or("?", |k| k.as_str())
+            ));
+        }
+        self.last_epoch = last_epoch as i64;
+        self.step_count = step_count as u64;
+        self.base_lrs = base_lrs;
+        self.last_lr = last_lr;
+        Ok(())
     }
 }
 
@@ -149,6 +203,22 @@ pub trait LrScheduler {
             opt.set_lr(g, lr);
         }
         self.core_mut().last_lr = opt.lrs();
+    }
+
+    /// The schedule's state, like `scheduler.state_dict()`, as PyTorch-named numbers (see
+    /// [`SchedulerCore::state_dict`]; [`SequentialLR`] adds its schedules' under
+    /// `_schedulers.{i}.`). Constructor arguments are not part of it: to resume, create the
+    /// schedule with the same arguments, load the optimizer's state, then this.
+    fn state_dict(&self) -> BTreeMap<String, f64> {
+        self.core().state_dict()
+    }
+
+    /// Restores a [`state_dict`](LrScheduler::state_dict), like `scheduler.load_state_dict(sd)`.
+    ///
+    /// # Errors
+    /// [`Error::Format`](crate::Error::Format) if the state dict does not fit this schedule.
+    fn load_state_dict(&mut self, state: &BTreeMap<String, f64>) -> crate::Result<()> {
+        self.core_mut().load_state_dict(state)
     }
 
     /// The step taken at creation, which sets the learning rates of epoch 0.
@@ -594,6 +664,54 @@ impl LrScheduler for SequentialLR {
         for s in &mut self.schedulers {
             s.undo_initial_step();
         }
+    }
+
+    fn state_dict(&self) -> BTreeMap<String, f64> {
+        let mut out = self.core.state_dict();
+        for (i, s) in self.schedulers.iter().enumerate() {
+            for (k, v) in s.state_dict() {
+                out.insert(format!("_schedulers.{i}.{k}"), v);
+            }
+        }
+        out
+    }
+
+    fn load_state_dict(&mut self, state: &BTreeMap<String, f64>) -> crate::Result<()> {
+        let mut own = BTreeMap::new();
+        let mut parts = vec![BTreeMap::new(); self.schedulers.len()];
+        for (k, &v) in state {
+            let child = k.strip_prefix("_schedulers.").and_then(|r| {
+                let (i, rest) = r.split_once('.')?;
+                Some((i.parse::<usize>().ok()?, rest))
+            });
+            match child {
+                Some((i, rest)) if i < parts.len() => {
+                    parts[i].insert(rest.to_string(), v);
+                }
+                Some(_) => {
+                    return Err(crate::Error::Format(format!(
+                        "lr_scheduler: '{k}' names a schedule SequentialLR does not have"
+                    )))
+                }
+                None => {
+                    own.insert(k.clone(), v);
+                }
+            }
+        }
+        // check everything before changing anything
+        let mut core = self.core.clone();
+        core.load_state_dict(&own)?;
+        let saved: Vec<_> = self.schedulers.iter().map(|s| s.state_dict()).collect();
+        for (i, part) in parts.iter().enumerate() {
+            if let Err(e) = self.schedulers[i].load_state_dict(part) {
+                for (s, old) in self.schedulers.iter_mut().zip(&saved) {
+                    s.load_state_dict(old).expect("its own state dict loads");
+                }
+                return Err(e);
+            }
+        }
+        self.core = core;
+        Ok(())
     }
 }
 
@@ -1083,6 +1201,55 @@ impl ReduceLROnPlateau {
     pub fn num_bad_epochs(&self) -> usize {
         self.num_bad_epochs
     }
+
+    /// The state, like `scheduler.state_dict()`: `best`, `num_bad_epochs`, `cooldown_counter`,
+    /// `last_epoch`, `_last_lr.{g}` and `min_lrs.{g}`. Options (`factor`, `patience`, …) are not
+    /// part of it: create the schedule with the same options, then load.
+    pub fn state_dict(&self) -> BTreeMap<String, f64> {
+        let mut out = BTreeMap::new();
+        out.insert("best".to_string(), self.best);
+        out.insert("num_bad_epochs".to_string(), self.num_bad_epochs as f64);
+        out.insert("cooldown_counter".to_string(), self.cooldown_counter as f64);
+        out.insert("last_epoch".to_string(), self.last_epoch as f64);
+        for (g, v) in self.last_lr.iter().enumerate() {
+            out.insert(format!("_last_lr.{g}"), *v);
+        }
+        for (g, v) in self.min_lrs.iter().enumerate() {
+            out.insert(format!("min_lrs.{g}"), *v);
+        }
+        out
+    }
+
+    /// Restores a [`state_dict`](ReduceLROnPlateau::state_dict).
+    ///
+    /// # Errors
+    /// [`Error::Format`](crate::Error::Format) if a key is missing or unknown; the state is
+    /// unchanged then.
+    pub fn load_state_dict(&mut self, state: &BTreeMap<String, f64>) -> crate::Result<()> {
+        let bad = |msg: String| Err(crate::Error::Format(format!("ReduceLROnPlateau: {msg}")));
+        let get = |k: &str| state.get(k).copied();
+        let list =
+            |name: &str| -> Vec<f64> { (0..).map_while(|g| get(&format!("{name}.{g}"))).collect() };
+        let scalars = ["best", "num_bad_epochs", "cooldown_counter", "last_epoch"].map(get);
+        let [Some(best), Some(bad_epochs), Some(cooldown), Some(epoch)] = scalars else {
+            return bad(
+                "the state dict lacks 'best', 'num_bad_epochs', 'cooldown_counter' or \
+                 'last_epoch'"
+                    .into(),
+            );
+        };
+        let (last_lr, min_lrs) = (list("_last_lr"), list("min_lrs"));
+        if state.len() != 4 + last_lr.len() + min_lrs.len() {
+            return bad("unexpected keys in the state dict".into());
+        }
+        self.best = best;
+        self.num_bad_epochs = bad_epochs as usize;
+        self.cooldown_counter = cooldown as usize;
+        self.last_epoch = epoch as i64;
+        self.last_lr = last_lr;
+        self.min_lrs = min_lrs;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -1283,5 +1450,33 @@ mod tests {
     fn linear_lr_start_factor_zero_panics() {
         let mut opt = sgd(&[1.0]);
         LinearLR::new(&mut opt, 0.0, 1.0, 5);
+    }
+
+    #[test]
+    fn a_plateau_schedule_resumes_from_its_state_dict() {
+        let mut opt = sgd(&[1.0]);
+        let mut a = ReduceLROnPlateau::new(&opt)
+            .factor(0.5)
+            .patience(1)
+            .cooldown(1);
+        for loss in [1.0, 0.9, 0.95] {
+            a.step(&mut opt, loss);
+        }
+        let mut b = ReduceLROnPlateau::new(&opt)
+            .factor(0.5)
+            .patience(1)
+            .cooldown(1);
+        b.load_state_dict(&a.state_dict()).unwrap();
+        assert_eq!(b.state_dict(), a.state_dict());
+        // one more epoch without improvement: both reduce now (2 bad epochs > patience 1), 1 → 0.5
+        let mut opt_b = sgd(&[1.0]);
+        opt_b.set_lr(0, opt.lr(0));
+        a.step(&mut opt, 0.95);
+        b.step(&mut opt_b, 0.95);
+        assert_eq!(opt.lr(0), 0.5);
+        assert_eq!(opt_b.lr(0), opt.lr(0));
+        let mut st = a.state_dict();
+        st.insert("patience".into(), 3.0);
+        assert!(b.load_state_dict(&st).is_err());
     }
 }

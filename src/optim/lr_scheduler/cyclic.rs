@@ -1,5 +1,6 @@
 //! Schedules that go round in cycles: [`CyclicLR`] and [`CosineAnnealingWarmRestarts`].
 
+use std::collections::BTreeMap;
 use std::f64::consts::PI;
 use std::fmt;
 use std::panic::Location;
@@ -28,6 +29,14 @@ use crate::optim::Optimizer;
 /// // cos(π/2) is 6e-17, not 0
 /// assert!((lrs[1] - 0.5).abs() < 1e-15);
 /// assert_eq!([lrs[0], lrs[2], lrs[3]], [1.0, 1.0, lrs[1]]); // restarts every 2 epochs
+///
+/// // resuming: a new schedule with the same arguments, then the saved state
+/// let saved = sched.state_dict();
+/// let mut resumed = CosineAnnealingWarmRestarts::new(&mut opt, 2, 1, 0.0);
+/// resumed.load_state_dict(&saved).unwrap();
+/// resumed.step(&mut opt);
+/// sched.step(&mut opt);
+/// assert_eq!(resumed.get_last_lr(), sched.get_last_lr());
 /// ```
 #[derive(Clone, Debug)]
 pub struct CosineAnnealingWarmRestarts {
@@ -108,6 +117,27 @@ impl CosineAnnealingWarmRestarts {
 
 impl LrScheduler for CosineAnnealingWarmRestarts {
     core_access!();
+
+    /// The shared state plus the position in the cycle, `T_i` and `T_cur`, as PyTorch names them.
+    fn state_dict(&self) -> BTreeMap<String, f64> {
+        let mut out = self.core.state_dict();
+        out.insert("T_i".to_string(), self.t_i);
+        out.insert("T_cur".to_string(), self.t_cur);
+        out
+    }
+
+    fn load_state_dict(&mut self, state: &BTreeMap<String, f64>) -> crate::Result<()> {
+        let mut rest = state.clone();
+        let (Some(t_i), Some(t_cur)) = (rest.remove("T_i"), rest.remove("T_cur")) else {
+            return Err(crate::Error::Format(
+                "CosineAnnealingWarmRestarts: the state dict has no 'T_i' or 'T_cur'".into(),
+            ));
+        };
+        self.core.load_state_dict(&rest)?;
+        self.t_i = t_i;
+        self.t_cur = t_cur;
+        Ok(())
+    }
 
     fn get_lr(&mut self, _opt: &mut dyn Optimizer) -> Vec<f64> {
         let c = (1.0 + (PI * self.t_cur / self.t_i).cos()) / 2.0;
