@@ -274,9 +274,11 @@ fn per_sample<F: Float>(
     }
     let init = || vec![F::zero(); scratch_len];
     if parallel {
-        out.par_chunks_mut(chunk)
-            .enumerate()
-            .for_each_init(init, |s, (i, c)| f(i, c, s));
+        crate::parallel::install(|| {
+            out.par_chunks_mut(chunk)
+                .enumerate()
+                .for_each_init(init, |s, (i, c)| f(i, c, s))
+        });
     } else {
         let mut s = init();
         out.chunks_mut(chunk)
@@ -316,7 +318,7 @@ impl Pass {
 
     fn run<F: Float>(self, g: &Geom, a: &[F], b: &[F], bias: Option<&[F]>) -> Vec<F> {
         let (k, l, og, cg, hw) = (g.k(), g.l(), g.og(), g.cg(), g.hw());
-        let par = g.n > 1 && g.work() >= PAR_WORK;
+        let par = g.n > 1 && crate::parallel::worth_splitting(g.work(), PAR_WORK);
         let scratch = if g.pointwise() { 0 } else { k * l };
         // group `gi` of sample `n` of the image / column side
         let img = |n: usize, gi: usize| &a[(n * g.c + gi * cg) * hw..][..cg * hw];
@@ -437,7 +439,7 @@ impl Pass {
                     acc
                 };
                 let mut parts = if chunks > 1 {
-                    (0..chunks).into_par_iter().map(partial).collect()
+                    crate::parallel::install(|| (0..chunks).into_par_iter().map(partial).collect())
                 } else {
                     vec![partial(0)]
                 }

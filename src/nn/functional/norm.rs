@@ -65,8 +65,8 @@ fn row_moments<F: Float>(data: &[F], len: usize) -> Vec<(F, F)> {
             / n;
         (F::c(mean), F::c(var))
     };
-    if data.len() >= PAR_THRESHOLD {
-        data.par_chunks(len).map(moments).collect()
+    if crate::parallel::worth_splitting(data.len(), PAR_THRESHOLD) {
+        crate::parallel::install(|| data.par_chunks(len).map(moments).collect())
     } else {
         data.chunks(len).map(moments).collect()
     }
@@ -80,8 +80,8 @@ fn zip3<F: Float>(
     f: impl Fn(F, F, F) -> F + Sync + Send,
 ) -> ArrayD<F> {
     let z = Zip::from(a).and_broadcast(b).and_broadcast(c);
-    if a.len() >= PAR_THRESHOLD {
-        z.par_map_collect(|&x, &y, &w| f(x, y, w))
+    if crate::parallel::worth_splitting(a.len(), PAR_THRESHOLD) {
+        crate::parallel::install(|| z.par_map_collect(|&x, &y, &w| f(x, y, w)))
     } else {
         z.map_collect(|&x, &y, &w| f(x, y, w))
     }

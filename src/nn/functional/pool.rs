@@ -35,10 +35,12 @@ fn per_plane<T: Send>(
     if chunk == 0 {
         return;
     }
-    if work >= PAR_WORK {
-        out.par_chunks_mut(chunk)
-            .enumerate()
-            .for_each(|(p, c)| f(p, c));
+    if crate::parallel::worth_splitting(work, PAR_WORK) {
+        crate::parallel::install(|| {
+            out.par_chunks_mut(chunk)
+                .enumerate()
+                .for_each(|(p, c)| f(p, c))
+        });
     } else {
         out.chunks_mut(chunk).enumerate().for_each(|(p, c)| f(p, c));
     }
@@ -171,6 +173,35 @@ fn argmax_windows<F: Float>(
             })
             .collect()
     };
+    let inside = |out: usize, k: usize, s: usize, n: usize| out == 0 || (out - 1) * s + k <= n;
+    if p == (0, 0) && d == (1, 1) && inside(oh, k.0, s.0, h) && inside(ow, k.1, s.1, w) {
+        // The common case (no padding or dilation, every window inside the plane): direct
+        // offsets and a branch-free running maximum, which random data cannot mispredict.
+        per_plane(
+            &mut idx,
+            oh * ow,
+            planes * oh * ow * k.0 * k.1,
+            |pl, out| {
+                let plane = &x[pl * h * w..(pl + 1) * h * w];
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let corner = oy * s.0 * w + ox * s.1;
+                        let (mut best, mut at) = (F::neg_infinity(), corner);
+                        for i in 0..k.0 {
+                            let row = corner + i * w;
+                            for (j, &v) in plane[row..row + k.1].iter().enumerate() {
+                                let take = v > best || v.is_nan();
+                                best = if take { v } else { best };
+                                at = if take { row + j } else { at };
+                            }
+                        }
+                        out[oy * ow + ox] = at as i64;
+                    }
+                }
+            },
+        );
+        return idx;
+    }
     let (rows, cols) = (
         taps(oh, k.0, s.0, p.0, d.0, h),
         taps(ow, k.1, s.1, p.1, d.1, w),

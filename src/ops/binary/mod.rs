@@ -76,19 +76,15 @@ where
     B: Copy + Send + Sync,
     C: Copy + Send + Sync,
 {
-    if a.shape() == shape && b.shape() == shape {
-        // No broadcasting: the common case, and for contiguous arrays the cheapest, as a plain
-        // loop over slices (small tensors pay mostly for per-op overhead).
-        if a.len() < PAR_THRESHOLD_CHEAP {
-            if let (Some(x), Some(y)) = (a.as_slice(), b.as_slice()) {
-                let v: Vec<C> = x.iter().zip(y).map(|(&p, &q)| f(p, q)).collect();
-                return Storage::from_shape_vec(a.raw_dim(), v)
-                    .expect("same length")
-                    .into_shared();
-            }
+    let par = crate::parallel::worth_splitting(shape.iter().product(), PAR_THRESHOLD_CHEAP);
+    if !par {
+        if let Some(out) = zip_slices(a, b, shape, &f) {
+            return out;
         }
+    }
+    if a.shape() == shape && b.shape() == shape {
         let z = Zip::from(a).and(b);
-        return if crate::parallel::worth_splitting(a.len(), PAR_THRESHOLD_CHEAP) {
+        return if par {
             crate::parallel::install(|| z.par_map_collect(|&x, &y| f(x, y))).into_shared()
         } else {
             z.map_collect(|&x, &y| f(x, y)).into_shared()
@@ -103,6 +99,47 @@ where
     } else {
         z.map_collect(|&x, &y| f(x, y)).into_shared()
     }
+}
+
+/// The row-major fast paths of [`zip_broadcast`], as plain loops over slices (no per-element index
+/// arithmetic): both operands of the output's shape, or one of them repeated along leading dims
+/// (a bias `[n]` added to `[m, n]`, a row `[1, n]` …). `None` for other layouts.
+fn zip_slices<A, B, C>(
+    a: &Storage<A>,
+    b: &Storage<B>,
+    shape: &[usize],
+    f: &impl Fn(A, B) -> C,
+) -> Option<Storage<C>>
+where
+    A: Copy,
+    B: Copy,
+    C: Copy,
+{
+    let (x, y) = (a.as_slice()?, b.as_slice()?);
+    let len: usize = shape.iter().product();
+    // Whether `s` (row-major) is the trailing block of `shape`, repeated along the leading dims.
+    let suffix = |s: &[usize]| {
+        let s = &s[s.iter().take_while(|&&d| d == 1).count()..];
+        s.len() <= shape.len() && shape[shape.len() - s.len()..] == *s
+    };
+    let v: Vec<C> = if x.len() == len && y.len() == len && a.shape() == shape {
+        x.iter().zip(y).map(|(&p, &q)| f(p, q)).collect()
+    } else if x.len() == len && a.shape() == shape && !y.is_empty() && suffix(b.shape()) {
+        let mut v = Vec::with_capacity(len);
+        for row in x.chunks_exact(y.len()) {
+            v.extend(row.iter().zip(y).map(|(&p, &q)| f(p, q)));
+        }
+        v
+    } else if y.len() == len && b.shape() == shape && !x.is_empty() && suffix(a.shape()) {
+        let mut v = Vec::with_capacity(len);
+        for row in y.chunks_exact(x.len()) {
+            v.extend(x.iter().zip(row).map(|(&p, &q)| f(p, q)));
+        }
+        v
+    } else {
+        return None;
+    };
+    Some(Storage::from_shape_vec(IxDyn(shape), v).expect("same length"))
 }
 
 /// The broadcast shape of `a` and `b`, or a panic naming `op`, both shapes and the caller.

@@ -181,6 +181,14 @@ fn check_matmul(a: &Tensor, b: &Tensor) -> crate::Result<()> {
     Ok(())
 }
 
+/// Whether the matrices of `t` (its last two dims) are stored column by column, as the transpose
+/// of a row-major matrix is (vectors and single elements count as row-major).
+fn column_major(t: &Tensor) -> bool {
+    let (sh, st) = (t.shape(), t.stride());
+    let (r, c) = (sh[sh.len() - 2], sh[sh.len() - 1]);
+    r > 1 && c > 1 && st[st.len() - 2] == 1 && st[st.len() - 1] == r as isize
+}
+
 impl Tensor {
     /// The matrix product with PyTorch's `torch.matmul` semantics:
     /// 1-d · 1-d is a dot product, 2-d @ 2-d a matrix product, a 1-d operand is promoted to a
@@ -250,14 +258,31 @@ impl Tensor {
             })
         });
         let (sa, sb) = (IxDyn(sa), IxDyn(sb));
-        // C = A B: dA = dC Bᵀ, dB = Aᵀ dC (summed over broadcast batch dims)
+        // C = A B: dA = dC Bᵀ, dB = Aᵀ dC (summed over broadcast batch dims). A gradient is
+        // computed in the layout of its operand: for a transposed operand (the weight of a
+        // linear layer, `x @ w.t()`) as the transpose of a row-major product, dBᵀ = dCᵀ A, so
+        // that the transpose's own backward hands the parameter a row-major gradient and the
+        // optimizer never copies a transposed one.
         op.save(self).save(other).finish(out, move |ctx, g| {
             let (a, b) = (ctx.saved(0), ctx.saved(1));
+            let t = |x: &Tensor| x.transpose(-1, -2);
             vec![
-                ctx.needs_grad(0)
-                    .then(|| g.matmul_nd(&b.transpose(-1, -2)).sum_to(sa.slice())),
-                ctx.needs_grad(1)
-                    .then(|| a.transpose(-1, -2).matmul_nd(g).sum_to(sb.slice())),
+                ctx.needs_grad(0).then(|| {
+                    let da = if column_major(&a) {
+                        t(&b.matmul_nd(&t(g)))
+                    } else {
+                        g.matmul_nd(&t(&b))
+                    };
+                    da.sum_to(sa.slice())
+                }),
+                ctx.needs_grad(1).then(|| {
+                    let db = if column_major(&b) {
+                        t(&t(g).matmul_nd(&a))
+                    } else {
+                        t(&a).matmul_nd(g)
+                    };
+                    db.sum_to(sb.slice())
+                }),
             ]
         })
     }
@@ -276,6 +301,34 @@ impl Tensor {
 mod tests {
     use crate::prelude::*;
     use crate::testing::{randn64, randn64_t};
+
+    #[test]
+    fn matmul_gradient_of_a_transposed_weight_is_row_major() {
+        // y = x wᵀ: dw = gᵀ x, handed to w as a row-major [out, in] array (not a transposed
+        // view that the optimizer would have to copy), with the same values as computed plainly
+        let x = randn64(&[5, 3], 1);
+        let w = randn64(&[4, 3], 2).requires_grad();
+        x.matmul(&w.t()).square().sum().backward();
+        let dw = w.grad().unwrap();
+        assert!(dw.is_contiguous());
+        let y = x.matmul(&w.detach().t());
+        let want = (y * 2.0).t().matmul(&x); // d Σy² / dw = (2y)ᵀ x
+        dw.assert_close(&want, 1e-12, 1e-12);
+    }
+
+    #[test]
+    fn matmul_gradcheck_with_transposed_operands() {
+        let a = randn64(&[4, 3], 3);
+        let b = randn64(&[5, 4], 4);
+        gradcheck(|x| x[0].t().matmul(&x[1].t()), &[a, b]).unwrap();
+        let a = randn64(&[2, 4, 3], 5);
+        let b = randn64(&[2, 5, 4], 6);
+        gradcheck(
+            |x| x[0].transpose(1, 2).matmul(&x[1].transpose(1, 2)),
+            &[a, b],
+        )
+        .unwrap();
+    }
 
     #[test]
     fn matmul_2d_values() {

@@ -1,14 +1,14 @@
 //! Activations: sigmoid, relu, leaky_relu, gelu (exact and tanh), silu, softplus.
 //!
-//! The exact GELU needs the error function, which Rust's `std` lacks; [`erf`] here computes it to
-//! about 1e-15 relative error (a series for |x| < 2, a continued fraction for erfc beyond).
+//! The exact GELU needs the normal CDF, computed with the `erfc` of the `libm` crate (Rust's `std`
+//! lacks it).
 //! Both GELUs record their derivative as an op of its own (`gelu_backward`), one fused pass, whose
 //! own derivative is written with tensor ops, so gradients of any order work.
 
-use std::f64::consts::{FRAC_1_SQRT_2, FRAC_2_SQRT_PI, PI};
+use std::f64::consts::FRAC_1_SQRT_2;
 
 use crate::autograd::tape::Attr;
-use crate::tensor::{Element, Float, Tensor};
+use crate::tensor::{DType, Element, Float, Tensor};
 
 use super::{unary, Needs, Unary};
 
@@ -19,72 +19,26 @@ const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 /// The cubic coefficient of the tanh approximation of GELU.
 const GELU_TANH_C: f64 = 0.044_715;
 
-// ----- the error function ----------------------------------------------------------------------
+// ----- the normal distribution ----------------------------------------------------------------
 
-/// `e^(-x²)` to full relative precision: `x²` is split into its rounded value and the rounding
-/// error (by a fused multiply-add), since `e^(-x²)` amplifies an error δ in `x²` to a relative
-/// error δ, which for x ≈ 5 would be 25 ulp.
-fn exp_neg_square(x: f64) -> f64 {
-    let hi = x * x;
-    let lo = x.mul_add(x, -hi);
-    (-hi).exp() * (1.0 - lo)
-}
-
-/// `erfc(z)` for `z >= 2`, to full relative precision, by the continued fraction
-/// `erfc z = e^(-z²)/√π · 1/(z + (1/2)/(z + 1/(z + (3/2)/(z + …))))`, evaluated bottom-up.
-/// The number of terms needed falls like `1/z²`; `8 + 240/z²` keeps the error below 1e-15 on
-/// `[2, 27]` (beyond, the result underflows to 0).
-fn erfc_large(z: f64) -> f64 {
-    debug_assert!(z >= 2.0);
-    let terms = 8 + (240.0 / (z * z)) as usize;
-    let mut f = z;
-    for n in (1..=terms).rev() {
-        f = z + (n as f64 * 0.5) / f;
-    }
-    exp_neg_square(z) / (PI.sqrt() * f)
-}
-
-/// The error function `erf x = 2/√π ∫₀ˣ e^(-t²) dt` (like `torch.erf`), to about 1e-15 relative
-/// error in f64.
-///
-/// For |x| < 2 it sums `erf x = 2/√π · e^(-x²) · Σₙ 2ⁿ x^(2n+1) / (1·3·…·(2n+1))`, whose terms
-/// all share the sign of x (no cancellation; at most 32 terms); beyond, `1 - erfc |x|` with the
-/// continued fraction of [`erfc_large`]. Returns ±1 for |x| ≥ 6 (erfc 6 ≈ 2e-17) and NaN for NaN.
-pub(crate) fn erf(x: f64) -> f64 {
-    if x.is_nan() {
-        return x;
-    }
-    let a = x.abs();
-    if a >= 6.0 {
-        return x.signum();
-    }
-    if a >= 2.0 {
-        return x.signum() * (1.0 - erfc_large(a));
-    }
-    let two_x2 = 2.0 * x * x;
-    let (mut term, mut sum, mut k) = (x, x, 3.0);
-    while term.abs() > 1e-17 * sum.abs() {
-        term *= two_x2 / k;
-        sum += term;
-        k += 2.0;
-    }
-    FRAC_2_SQRT_PI * exp_neg_square(x) * sum
-}
-
-/// The standard normal CDF `Φ(x) = (1 + erf(x/√2)) / 2`. Far in the left tail it is computed as
-/// `erfc(-x/√2) / 2`, which keeps its relative precision instead of cancelling to 0.
-fn normal_cdf(x: f64) -> f64 {
-    let z = -x * FRAC_1_SQRT_2;
-    if z >= 2.0 {
-        0.5 * erfc_large(z)
+/// The standard normal CDF `Φ(x) = erfc(-x/√2) / 2`, through the `erfc` of `libm` (fdlibm's
+/// rational approximations, under 1 ulp): written with `erfc` rather than `(1 + erf(x/√2)) / 2`,
+/// it keeps its relative precision far in the left tail instead of cancelling to 0. f32 values
+/// use the f32 `erfcf`, which is several times faster (no f64 `exp`) and as exact as f32 allows.
+#[inline]
+fn normal_cdf<F: Float>(x: F) -> F {
+    if F::DTYPE == DType::F32 {
+        let v = Element::to_f64(x) as f32;
+        F::c((0.5 * libm::erfcf(-v * std::f32::consts::FRAC_1_SQRT_2)) as f64)
     } else {
-        0.5 * (1.0 + erf(x * FRAC_1_SQRT_2))
+        F::c(0.5 * libm::erfc(-Element::to_f64(x) * FRAC_1_SQRT_2))
     }
 }
 
 /// The standard normal density `φ(x) = e^(-x²/2) / √(2π)`.
-fn normal_pdf(x: f64) -> f64 {
-    FRAC_1_SQRT_2PI * (-0.5 * x * x).exp()
+#[inline]
+fn normal_pdf<F: Float>(x: F) -> F {
+    F::c(FRAC_1_SQRT_2PI) * (F::c(-0.5) * x * x).exp()
 }
 
 /// `φ(x)` with tensor ops (differentiable).
@@ -133,6 +87,22 @@ impl Unary for Relu {
     // d relu/dx = 1 where y > 0, else 0 (0 at x = 0, as in PyTorch)
     fn df(&self, y: &Tensor, g: &Tensor) -> Tensor {
         g.masked_fill(&y.le_scalar(0.0), 0.0)
+    }
+    const FUSED: bool = true;
+    fn dfdx<F: Float>(&self, y: F) -> F {
+        if y <= F::zero() {
+            F::zero()
+        } else {
+            F::one()
+        }
+    }
+    // one pass, like PyTorch's threshold_backward: exactly 0 where y <= 0, whatever g holds
+    fn fused_grad<F: Float>(&self, y: F, g: F) -> F {
+        if y <= F::zero() {
+            F::zero()
+        } else {
+            g
+        }
     }
 }
 
@@ -187,16 +157,22 @@ impl Unary for Gelu {
     const NAME: &'static str = "gelu";
     const NEEDS: Needs = Needs::Input;
     fn f<F: Float>(&self, x: F) -> F {
-        let v = Element::to_f64(x);
-        F::c(match self.0 {
+        match self.0 {
             // x Φ(x)
-            Approx::None => v * normal_cdf(v),
+            Approx::None => x * normal_cdf(x),
             // x (1 + tanh u) / 2
-            Approx::Tanh => 0.5 * v * (1.0 + tanh_gelu_parts(v).1),
-        })
+            Approx::Tanh => {
+                let v = Element::to_f64(x);
+                F::c(0.5 * v * (1.0 + tanh_gelu_parts(v).1))
+            }
+        }
     }
     fn df(&self, x: &Tensor, g: &Tensor) -> Tensor {
         g * unary(x, GeluGrad(self.0))
+    }
+    const FUSED: bool = true;
+    fn dfdx<F: Float>(&self, x: F) -> F {
+        GeluGrad(self.0).f(x)
     }
     fn attrs(&self) -> Vec<(&'static str, Attr)> {
         self.0.attrs()
@@ -211,16 +187,16 @@ impl Unary for GeluGrad {
     const NAME: &'static str = "gelu_backward";
     const NEEDS: Needs = Needs::Input;
     fn f<F: Float>(&self, x: F) -> F {
-        let v = Element::to_f64(x);
-        F::c(match self.0 {
+        match self.0 {
             // d(x Φ(x))/dx = Φ(x) + x φ(x)
-            Approx::None => normal_cdf(v) + v * normal_pdf(v),
+            Approx::None => normal_cdf(x) + x * normal_pdf(x),
             // d(x (1 + tanh u)/2)/dx = (1 + t)/2 + x (1 - t²) u' / 2
             Approx::Tanh => {
+                let v = Element::to_f64(x);
                 let (du, t) = tanh_gelu_parts(v);
-                0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * du
+                F::c(0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * du)
             }
-        })
+        }
     }
     fn df(&self, x: &Tensor, g: &Tensor) -> Tensor {
         let x2 = x * x;
@@ -405,7 +381,7 @@ impl Tensor {
 
 #[cfg(test)]
 mod tests {
-    use super::erf;
+    use super::normal_cdf;
     use crate::prelude::*;
     use crate::testing::{randn64, randn64_t};
 
@@ -431,37 +407,35 @@ mod tests {
     const XS: [f64; 7] = [-3.0, -1.0, -0.5, 0.0, 0.5, 1.0, 3.0];
 
     #[test]
-    fn erf_matches_reference_values() {
-        // references from mpmath.erf at 40 digits
+    fn normal_cdf_matches_reference_values_in_f64_and_f32() {
+        // Φ(x) from mpmath.ncdf at 40 digits; the left tail keeps its relative precision
         let cases = [
-            (0.5, 0.5204998778130465),
-            (1.0, 0.8427007929497149),
-            (-2.0, -0.9953222650189527),
-            (3.0, 0.9999779095030014),
-            (1e-3, 0.0011283787909692365),
-            (1.5, 0.9661051464753108),
-            (1.999, 0.9953015566513705),
-            (2.5, 0.999593047982555),
-            (4.2, 0.9999999971445058),
+            (0.0f64, 0.5f64),
+            (0.5, 0.6914624612740131),
+            (-1.0, 0.15865525393145707),
+            (2.5, 0.9937903346742238),
+            (-4.0, 3.167124183311992e-05),
+            (-8.0, 6.220960574271784e-16),
+            (-12.0, 1.776482112077679e-33),
         ];
         for (x, want) in cases {
-            let got = erf(x);
+            // rounding z = x/√2 (relative ε) moves erfc z by 2z²ε = x²ε: allow twice that
+            let got: f64 = normal_cdf(x);
+            let tol = 1e-15 + 2.0 * x * x * f64::EPSILON;
             assert!(
-                ((got - want) / want).abs() < 1e-14,
-                "erf({x}) = {got}, want {want}"
+                ((got - want) / want).abs() < tol,
+                "Φ({x}) = {got}, want {want}"
+            );
+            let got32 = normal_cdf(x as f32) as f64;
+            let tol = 1e-7 + 2.0 * x * x * f32::EPSILON as f64;
+            assert!(
+                ((got32 - want) / want).abs() < tol,
+                "f32 Φ({x}) = {got32}, want {want}"
             );
         }
-    }
-
-    #[test]
-    fn erf_limits_symmetry_and_nan() {
-        assert_eq!(erf(0.0), 0.0);
-        assert_eq!(erf(7.0), 1.0);
-        assert_eq!(erf(f64::NEG_INFINITY), -1.0);
-        assert!(erf(f64::NAN).is_nan());
-        for x in [0.1, 0.9, 1.7, 2.3, 5.5] {
-            assert_eq!(erf(-x), -erf(x));
-        }
+        assert!(normal_cdf(f64::NAN).is_nan());
+        assert_eq!(normal_cdf(f64::INFINITY), 1.0);
+        assert_eq!(normal_cdf(f32::NEG_INFINITY), 0.0);
     }
 
     #[test]
@@ -549,6 +523,19 @@ mod tests {
         y.sum().backward();
         // the slope at x = 0, as in PyTorch
         assert_eq!(x.grad().unwrap().to_vec::<f64>(), vec![0.01, 0.01, 1.0]);
+    }
+
+    #[test]
+    fn relu_fused_backward_zeroes_an_infinite_gradient_like_the_tensor_rule() {
+        // d(relu(x) · ∞)/dx: the upstream gradient is ∞ everywhere; where relu is flat the
+        // gradient is exactly 0 (not 0 · ∞ = NaN), in the fused pass and in the
+        // differentiable rule used under create_graph alike
+        let x = Tensor::from_vec_f64(vec![-1.0, 0.0, 2.0], &[3]).requires_grad();
+        for create_graph in [false, true] {
+            let y = (x.relu() * f64::INFINITY).sum();
+            let dx = grad(&[&y], &[&x], create_graph).remove(0);
+            assert_eq!(dx.to_vec::<f64>(), vec![0.0, 0.0, f64::INFINITY]);
+        }
     }
 
     #[test]

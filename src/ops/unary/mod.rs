@@ -50,6 +50,13 @@ pub(crate) trait Unary: Clone + Send + Sync + 'static {
     fn dfdx<F: Float>(&self, _saved: F) -> F {
         unreachable!("{} has no fused derivative", Self::NAME)
     }
+    /// `g · f'(saved)` per element, in the fused backward (only called when [`Unary::FUSED`] is
+    /// true). Ops whose derivative is 0 somewhere override it to give 0 for an infinite or NaN
+    /// `g` there too, as their tensor-op rule (a `masked_fill`) does.
+    #[inline(always)]
+    fn fused_grad<F: Float>(&self, saved: F, g: F) -> F {
+        g * self.dfdx(saved)
+    }
     /// Attributes to record (exponents, slopes, …).
     fn attrs(&self) -> Vec<(&'static str, Attr)> {
         Vec::new()
@@ -76,13 +83,13 @@ fn fused_grad<U: Unary>(op: &U, saved: &Tensor, g: &Tensor) -> Tensor {
                 s,
                 g,
                 s.shape(),
-                |s, g| g * op.dfdx(s),
+                |s, g| op.fused_grad(s, g),
             )),
             (Data::F64(s), Data::F64(g)) => Data::F64(crate::ops::binary::zip_broadcast(
                 s,
                 g,
                 s.shape(),
-                |s, g| g * op.dfdx(s),
+                |s, g| op.fused_grad(s, g),
             )),
             _ => unreachable!("gradients have the dtype of their tensor"),
         })
