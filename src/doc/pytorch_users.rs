@@ -421,7 +421,9 @@
 //! | `net.parameters()`, `net.named_parameters()` | [`net.parameters()`](crate::nn::Module::parameters), [`net.named_parameters()`](crate::nn::Module::named_parameters): `Vec<(String, Tensor)>` with dotted names (`fc1.weight`) |
 //! | `net.named_buffers()` | [`net.named_buffers()`](crate::nn::Module::named_buffers) |
 //! | `net.state_dict()` | [`net.state_dict()`](crate::nn::Module::state_dict): a `BTreeMap<String, Tensor>` of detached parameters and buffers |
-//! | `net.load_state_dict(sd)` | no method yet: `p.copy_(&sd[&name])` for each of `named_parameters()`, under `no_grad()` (below) |
+//! | `net.load_state_dict(sd, strict=True)` | [`net.load_state_dict(&sd, true)?`](crate::nn::Module::load_state_dict): copies in place (optimizers keep seeing the same tensors); returns a `LoadReport` of missing / unexpected keys |
+//! | `torch.save(net.state_dict(), "m.safetensors")`, `safetensors.torch.load_file` | [`net.save_safetensors(path)?`](crate::nn::Module::save_safetensors) (atomic: temp file + rename), [`net.load_safetensors(path, true)?`](crate::nn::Module::load_safetensors), [`io::safetensors::load`](crate::io::safetensors::load) |
+//! | `torch.load("model.pt")` (a `torch.save` zip) | [`io::torch::load(path)?`](crate::io::torch::load): the state_dict of a `.pt` / `.bin` checkpoint |
 //! | `sum(p.numel() for p in net.parameters())` | [`net.num_parameters()`](crate::nn::Module::num_parameters) |
 //! | `net.train()`, `net.eval()`, `net.training` | [`net.train()`](crate::nn::Module::train), [`net.set_training(mode)`](crate::nn::Module::set_training), [`net.eval()`](crate::nn::Module::eval), [`net.is_training()`](crate::nn::Module::is_training) |
 //! | `net.zero_grad()` | [`net.zero_grad()`](crate::nn::Module::zero_grad) (sets the grads to `None`, like PyTorch's default) |
@@ -470,13 +472,9 @@
 //! assert!(net.fc1.weight.grad().is_none());
 //! assert!(net.fc2.bias.as_ref().unwrap() != &saved["fc2.bias"]);
 //!
-//! // load_state_dict by hand
-//! {
-//!     let _g = no_grad();
-//!     for (name, p) in net.named_parameters() {
-//!         p.copy_(&saved[&name]);
-//!     }
-//! }
+//! // back to the snapshot
+//! let report = net.load_state_dict(&saved, true).unwrap();
+//! assert!(report.missing_keys.is_empty() && report.unexpected_keys.is_empty());
 //! assert!(net.fc2.bias.as_ref().unwrap() == &saved["fc2.bias"]);
 //!
 //! // train / eval reach every child that has a flag
