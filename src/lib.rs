@@ -26,6 +26,7 @@ pub mod autograd;
 pub mod data;
 pub mod doc;
 mod error;
+pub mod io;
 pub mod models;
 pub mod nn;
 pub mod ops;

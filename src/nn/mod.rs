@@ -21,7 +21,7 @@ pub use loss::{
     BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, CrossEntropyOpts, HuberLoss, KLDivLoss,
     KlDivReduction, L1Loss, MSELoss, NLLLoss, Reduction, SmoothL1Loss,
 };
-pub use module::{Forward, Item, Layer, Module, TrainFlag, Visitor};
+pub use module::{Forward, Item, Layer, LoadReport, Module, TrainFlag, Visitor};
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, Dropout, Embedding, GroupNorm, LayerNorm};
 /// Derives [`Module`] from a struct's fields: `Tensor` fields are parameters (`#[buffer]` for
 /// buffers), `TrainFlag` is the mode flag, numbers and `#[module(skip)]` fields are ignored, and

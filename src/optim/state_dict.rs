@@ -47,22 +47,31 @@ impl StateDict {
     #[track_caller]
     pub fn from_tensors(entries: BTreeMap<String, Tensor>) -> StateDict {
         let loc = std::panic::Location::caller();
+        StateDict::try_from_tensors(entries)
+            .unwrap_or_else(|e| panic!("StateDict::from_tensors: {e}, at {loc}"))
+    }
+
+    /// Like [`from_tensors`](StateDict::from_tensors), for entries read from a file.
+    ///
+    /// # Errors
+    /// [`Error::Format`](crate::Error::Format) if a scalar key holds a tensor with more than one
+    /// element.
+    pub fn try_from_tensors(entries: BTreeMap<String, Tensor>) -> crate::Result<StateDict> {
         let mut sd = StateDict::default();
         for (k, t) in entries {
             if k.starts_with("param_groups.") || (k.starts_with("state.") && k.ends_with(".step")) {
                 if t.numel() != 1 {
-                    panic!(
-                        "StateDict::from_tensors: '{k}' should be a scalar but has shape {:?}, at \
-                         {loc}",
+                    return Err(crate::Error::Format(format!(
+                        "'{k}' should be a scalar but has shape {:?}",
                         t.shape()
-                    );
+                    )));
                 }
                 sd.scalars.insert(k, t.item());
             } else {
                 sd.tensors.insert(k, t);
             }
         }
-        sd
+        Ok(sd)
     }
 }
 
