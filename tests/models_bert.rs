@@ -72,25 +72,15 @@ fn reference() -> Reference {
 }
 
 fn load_state(dir: &std::path::Path) -> BTreeMap<String, Tensor> {
-    let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    st.tensors()
-        .into_iter()
-        .filter(|(k, _)| k != "embeddings.position_ids")
-        .map(|(k, v)| {
-            let data: Vec<f32> = v
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                .collect();
-            (k, Tensor::from_vec(data, v.shape()))
-        })
-        .collect()
+    let mut state = tapegrad::io::safetensors::load(dir.join("model.safetensors"))
+        .expect("model.safetensors loads");
+    // a constant buffer of the checkpoint (0..512), which the model computes instead
+    state.remove("embeddings.position_ids");
+    state
 }
 
 fn load_model(dir: &std::path::Path) -> BertModel {
-    let config = BertConfig::from_file(dir.join("config.json")).expect("config.json parses");
-    BertModel::from_state_dict(&config, &load_state(dir)).expect("weights load strictly")
+    BertModel::load(dir).expect("config.json and model.safetensors load")
 }
 
 /// The largest elementwise difference between `got` `[N, D]` and the reference rows.

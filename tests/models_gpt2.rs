@@ -14,23 +14,8 @@ use tapegrad::prelude::*;
 const FIXTURE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
 fn state_dict() -> BTreeMap<String, Tensor> {
-    tapegrad_io_load(&format!("{FIXTURE_DIR}/gpt2_tiny.safetensors"))
-}
-
-fn tapegrad_io_load(path: &str) -> BTreeMap<String, Tensor> {
-    let bytes = std::fs::read(path).expect("fixture missing (see scripts/make_gpt2_fixtures.py)");
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    st.tensors()
-        .into_iter()
-        .map(|(k, v)| {
-            let data: Vec<f32> = v
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                .collect();
-            (k, Tensor::from_vec(data, v.shape()))
-        })
-        .collect()
+    tapegrad::io::safetensors::load(format!("{FIXTURE_DIR}/gpt2_tiny.safetensors"))
+        .expect("gpt2_tiny.safetensors loads (see scripts/make_gpt2_fixtures.py)")
 }
 
 fn expected() -> Value {

@@ -386,7 +386,7 @@ impl BertModel {
             .filter(|(k, _)| k.as_str() != "embeddings.position_ids")
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        super::load_strict(&model, &state)?;
+        model.load_state_dict(&state, true)?;
         Ok(model)
     }
 
@@ -394,7 +394,7 @@ impl BertModel {
     pub fn load(dir: impl AsRef<Path>) -> Result<BertModel> {
         let dir = dir.as_ref();
         let config = BertConfig::from_file(dir.join("config.json"))?;
-        let state = super::todo_io(dir)?;
+        let state = crate::io::safetensors::load(dir.join("model.safetensors"))?;
         BertModel::from_state_dict(&config, &state)
     }
 }

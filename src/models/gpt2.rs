@@ -445,7 +445,7 @@ impl GPT2LMHeadModel {
                 (k.to_owned(), v.clone())
             })
             .collect();
-        super::load_strict(&model.transformer, &inner)?;
+        model.transformer.load_state_dict(&inner, true)?;
         Ok(model)
     }
 
@@ -453,7 +453,7 @@ impl GPT2LMHeadModel {
     pub fn load(dir: impl AsRef<Path>) -> Result<GPT2LMHeadModel> {
         let dir = dir.as_ref();
         let config = GPT2Config::from_file(dir.join("config.json"))?;
-        let state = super::todo_io(dir)?;
+        let state = crate::io::safetensors::load(dir.join("model.safetensors"))?;
         GPT2LMHeadModel::from_state_dict(&config, &state)
     }
 }

@@ -152,39 +152,3 @@ pub(crate) fn check_ids(what: &str, ids: &Tensor) {
         );
     }
 }
-
-/// TEMPORARY until branch `io` lands (`Module::load_state_dict`): strict load by assignment.
-pub(crate) fn load_strict(
-    m: &impl crate::nn::Module,
-    state: &std::collections::BTreeMap<String, Tensor>,
-) -> Result<()> {
-    let own = m.state_dict_handles_tmp();
-    for (k, t) in &own {
-        let Some(v) = state.get(k) else {
-            return Err(Error::Format(format!("missing {k}")));
-        };
-        if v.shape() != t.shape() {
-            return Err(Error::Format(format!("shape {k}")));
-        }
-        t.assign(&v.to_dtype(t.dtype()));
-    }
-    for k in state.keys() {
-        if !own.iter().any(|(n, _)| n == k) {
-            return Err(Error::Format(format!("unexpected {k}")));
-        }
-    }
-    Ok(())
-}
-
-trait Tmp {
-    fn state_dict_handles_tmp(&self) -> Vec<(String, Tensor)>;
-}
-impl<M: crate::nn::Module> Tmp for M {
-    fn state_dict_handles_tmp(&self) -> Vec<(String, Tensor)> {
-        self.named_parameters()
-    }
-}
-pub(crate) fn todo_io(_d: &Path) -> Result<std::collections::BTreeMap<String, Tensor>> {
-    Err(Error::Format("io".into()))
-}
-use std::path::Path;
