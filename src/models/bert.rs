@@ -86,11 +86,27 @@ fn layer_norm(width: usize, eps: f64) -> LayerNorm {
     ln
 }
 
-/// An embedding table initialised N(0, 0.02), as `BertPreTrainedModel._init_weights`.
-fn embedding(n: usize, width: usize) -> Embedding {
-    let mut e = Embedding::new(n, width);
-    e.weight = Tensor::normal(&[n, width], 0.0, 0.02).requires_grad();
-    e
+/// An embedding table, N(0, 0.02) as `BertPreTrainedModel._init_weights`, or zeros to be
+/// overwritten by a checkpoint.
+fn embedding(n: usize, width: usize, random: bool) -> Embedding {
+    let weight = if random {
+        Tensor::normal(&[n, width], 0.0, 0.02)
+    } else {
+        Tensor::zeros(&[n, width])
+    };
+    Embedding {
+        weight: weight.requires_grad(),
+        padding_idx: None,
+    }
+}
+
+/// A linear layer with PyTorch's initialisation, or zeros to be overwritten by a checkpoint.
+fn linear(n_in: usize, n_out: usize, random: bool) -> Linear {
+    if random {
+        Linear::new(n_in, n_out)
+    } else {
+        Linear::from_tensors(Tensor::zeros(&[n_out, n_in]), Some(Tensor::zeros(&[n_out])))
+    }
 }
 
 /// Token + position + segment embeddings, then LayerNorm (`BertEmbeddings`).
@@ -263,24 +279,31 @@ impl BertModel {
     /// A randomly initialised model of shape `config`, with a pooler (load weights with
     /// [`load`](BertModel::load) or [`Module::load_state_dict`]).
     pub fn new(config: &BertConfig) -> BertModel {
+        let model = BertModel::build(config, true);
+        model.lay_out_weights();
+        model
+    }
+
+    /// The model's layers, randomly initialised or zero.
+    fn build(config: &BertConfig, random: bool) -> BertModel {
         let (h, eps) = (config.hidden_size, config.layer_norm_eps);
         let residual = |from: usize| BertResidual {
-            dense: Linear::new(from, h),
+            dense: linear(from, h, random),
             LayerNorm: layer_norm(h, eps),
         };
         let layer = (0..config.num_hidden_layers)
             .map(|_| BertLayer {
                 attention: BertAttention {
                     self_attention: BertSelfAttention {
-                        query: Linear::new(h, h),
-                        key: Linear::new(h, h),
-                        value: Linear::new(h, h),
+                        query: linear(h, h, random),
+                        key: linear(h, h, random),
+                        value: linear(h, h, random),
                         num_heads: config.num_attention_heads,
                     },
                     output: residual(h),
                 },
                 intermediate: BertIntermediate {
-                    dense: Linear::new(h, config.intermediate_size),
+                    dense: linear(h, config.intermediate_size, random),
                     act: config.hidden_act,
                 },
                 output: residual(config.intermediate_size),
@@ -288,14 +311,14 @@ impl BertModel {
             .collect();
         BertModel {
             embeddings: BertEmbeddings {
-                word_embeddings: embedding(config.vocab_size, h),
-                position_embeddings: embedding(config.max_position_embeddings, h),
-                token_type_embeddings: embedding(config.type_vocab_size, h),
+                word_embeddings: embedding(config.vocab_size, h, random),
+                position_embeddings: embedding(config.max_position_embeddings, h, random),
+                token_type_embeddings: embedding(config.type_vocab_size, h, random),
                 LayerNorm: layer_norm(h, eps),
             },
             encoder: BertEncoder { layer },
             pooler: Some(BertPooler {
-                dense: Linear::new(h, h),
+                dense: linear(h, h, random),
             }),
             config: config.clone(),
         }
@@ -370,6 +393,30 @@ impl BertModel {
         dense(&p.dense, &hidden.select(1, 0)).tanh()
     }
 
+    /// Every linear layer of the model.
+    fn linears(&self) -> Vec<&Linear> {
+        let mut out = Vec::new();
+        for l in &self.encoder.layer {
+            let a = &l.attention.self_attention;
+            out.extend([&a.query, &a.key, &a.value, &l.attention.output.dense]);
+            out.extend([&l.intermediate.dense, &l.output.dense]);
+        }
+        out.extend(self.pooler.as_ref().map(|p| &p.dense));
+        out
+    }
+
+    /// Stores each linear weight `[out, in]` column-major (same values and names), so that the
+    /// `x Wᵀ` of every forward reads `Wᵀ` row by row: matrixmultiply packs that layout about 25%
+    /// faster than the strided one (0.46 against 0.61 ms for all-MiniLM-L6-v2's `[144, 384] @
+    /// [384, 384]`). [`Module::load_state_dict`] brings back the checkpoint's layout, which is
+    /// only slower.
+    fn lay_out_weights(&self) {
+        let _off = crate::autograd::no_grad();
+        for lin in self.linears() {
+            lin.weight.assign(&lin.weight.t().contiguous().t());
+        }
+    }
+
     /// A model of shape `config` with the weights of a Hugging Face `BertModel` state dict
     /// (`embeddings.position_ids`, a constant buffer of older checkpoints, is ignored; a
     /// checkpoint without the pooler gives a model without one). Every other key must match.
@@ -377,7 +424,7 @@ impl BertModel {
         config: &BertConfig,
         state: &BTreeMap<String, Tensor>,
     ) -> Result<BertModel> {
-        let mut model = BertModel::new(config);
+        let mut model = BertModel::build(config, false);
         if !state.keys().any(|k| k.starts_with("pooler.")) {
             model.pooler = None;
         }
@@ -387,6 +434,7 @@ impl BertModel {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         model.load_state_dict(&state, true)?;
+        model.lay_out_weights();
         Ok(model)
     }
 
@@ -580,5 +628,52 @@ mod embedder {
                 pooled
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> BertConfig {
+        BertConfig::from_json(
+            r#"{"vocab_size": 20, "hidden_size": 8, "num_hidden_layers": 2,
+                "num_attention_heads": 2, "intermediate_size": 16}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn linear_weights_are_stored_transposed_with_the_same_values() {
+        let model = BertModel::build(&tiny(), true);
+        let before = model.state_dict();
+        model.lay_out_weights();
+        for lin in model.linears() {
+            assert!(lin.weight.t().is_contiguous());
+        }
+        for (name, t) in model.state_dict() {
+            assert_eq!(t.to_vec::<f32>(), before[&name].to_vec::<f32>(), "{name}");
+        }
+    }
+
+    #[test]
+    fn from_state_dict_round_trips_and_drops_position_ids() {
+        let a = BertModel::new(&tiny());
+        let mut state = a.state_dict();
+        state.insert(
+            "embeddings.position_ids".into(),
+            Tensor::arange_dtype(0.0, 512.0, 1.0, DType::I64).unsqueeze(0),
+        );
+        let b = BertModel::from_state_dict(&tiny(), &state).unwrap();
+        let ids = Tensor::from_vec_i64(vec![1, 5, 7, 2], &[1, 4]);
+        let _off = crate::autograd::no_grad();
+        b.forward(&ids, None, None)
+            .assert_close(&a.forward(&ids, None, None), 0.0, 0.0);
+        // without the pooler's keys, the model has no pooler
+        state.retain(|k, _| !k.starts_with("pooler."));
+        assert!(BertModel::from_state_dict(&tiny(), &state)
+            .unwrap()
+            .pooler
+            .is_none());
     }
 }
