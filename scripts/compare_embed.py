@@ -2,7 +2,7 @@
 
 Times the model forward + mean pooling + normalising of one batch of 8 sentences (tokenizing is
 timed apart and left out of the ratio, in both), as the best of REPS runs, in
-- tapegrad: `target/release/examples/embed --time REPS` (built with the `tokenizers` feature);
+- tapegrad: `target/release/examples/embed --time REPS` (the `tokenizers` feature, on by default);
 - PyTorch: sentence-transformers' model (the same files) on the same token ids, under
   torch.inference_mode, with as many threads as tapegrad uses;
 and prints both and their ratio (tapegrad / PyTorch; below 1 means tapegrad is faster).
@@ -72,8 +72,7 @@ def main():
 
     if not args.no_build:
         subprocess.run(
-            ["cargo", "build", "--release", "--quiet", "--example", "embed",
-             "--features", "tokenizers"],
+            ["cargo", "build", "--release", "--quiet", "--example", "embed"],
             cwd=ROOT, check=True, env=env,
         )
     exe = os.path.join(ROOT, "target/release/examples/embed")
