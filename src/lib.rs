@@ -36,7 +36,10 @@ pub mod prelude;
 #[cfg(feature = "progress")]
 pub mod progress;
 pub mod tensor;
+#[cfg(feature = "tensorboard")]
+pub mod tensorboard;
 pub mod testing;
+pub mod viz;
 
 pub use error::{Error, Result};
 pub use tensor::{DType, Tensor};
