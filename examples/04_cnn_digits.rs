@@ -1,8 +1,9 @@
 //! 04 — a small CNN trained on the bundled UCI handwritten digits, the way a PyTorch user would
 //! write it: a `#[derive(Module)]` model, `DataLoader`, `cross_entropy`, `AdamW`, a cosine
 //! learning-rate schedule, `train()` / `eval()` and `no_grad` for evaluation. It shows its
-//! progress like `tqdm` (a bar on a terminal, a line per epoch elsewhere) and draws its loss and
-//! accuracy curves to `runs/04_cnn_digits/curves.png`.
+//! progress like `tqdm` (a bar on a terminal, a line per epoch elsewhere), logs its losses and
+//! accuracy to TensorBoard and draws them to `curves.png`, both in
+//! `runs/<date>_<host>_04_cnn_digits/` (`tensorboard --logdir runs`).
 //!
 //! This is the README's main example: `cargo run --release --example 04_cnn_digits`.
 
@@ -14,6 +15,7 @@ use tapegrad::optim::{AdamW, Optimizer};
 use tapegrad::plot::{self, History};
 use tapegrad::prelude::*;
 use tapegrad::progress::{Metric, Progress};
+use tapegrad::tensorboard::SummaryWriter;
 
 /// conv(1→16, 3×3) - relu - conv(16→32, 3×3) - relu - maxpool 2 - linear(512→64) - relu -
 /// dropout - linear(64→10), on 1×8×8 images.
@@ -82,7 +84,10 @@ fn main() -> tapegrad::Result<()> {
     let mut opt = AdamW::new(model.parameters(), 3e-3).weight_decay(1e-4);
     let mut sched = CosineAnnealingLR::new(&mut opt, epochs, 0.0);
 
+    // runs/<date>_<host>_04_cnn_digits: TensorBoard's events (`tensorboard --logdir runs`) and the plot
+    let mut writer = SummaryWriter::with_comment("_04_cnn_digits")?;
     let mut progress = Progress::new(epochs, train_loader.len());
+    let mut step = 0;
     let mut history = History::new();
     let mut accuracy = 0.0;
     for epoch in 1..=epochs {
@@ -98,6 +103,8 @@ fn main() -> tapegrad::Result<()> {
             opt.step();
             progress.step(loss.item());
             history.push_loss("train", progress.position(), loss.item());
+            writer.add_scalar("loss/train", loss.item(), step)?;
+            step += 1;
         }
         sched.step(&mut opt);
 
@@ -105,6 +112,9 @@ fn main() -> tapegrad::Result<()> {
         accuracy = test_accuracy;
         history.push_loss("test", epoch as f64, test_loss);
         history.push_accuracy("test", epoch as f64, accuracy);
+        writer.add_scalar("loss/test", test_loss, step)?;
+        writer.add_scalar("accuracy/test", accuracy, step)?;
+        writer.add_scalar("lr", opt.lr(0), step)?;
         progress.end_epoch(&[
             Metric::value("test loss", test_loss),
             Metric::percent("test acc", accuracy),
@@ -116,12 +126,14 @@ fn main() -> tapegrad::Result<()> {
         elapsed.as_secs_f64()
     );
 
-    let dir = std::path::Path::new("runs/04_cnn_digits");
-    std::fs::create_dir_all(dir)?;
-    plot::save_png(dir.join("curves.png"), &history)?;
+    writer.flush()?;
+    let curves = writer.logdir().join("curves.png");
+    plot::save_png(&curves, &history)?;
     println!(
-        "loss and accuracy curves: {}",
-        dir.join("curves.png").display()
+        "TensorBoard logs and the loss / accuracy curves: {}",
+        writer.logdir().display()
     );
+    println!("  curves: {}", curves.display());
+    println!("  tensorboard --logdir runs");
     Ok(())
 }

