@@ -1,17 +1,21 @@
 //! 04 — a small CNN trained on the bundled UCI handwritten digits, the way a PyTorch user would
 //! write it: a `#[derive(Module)]` model, `DataLoader`, `cross_entropy`, `AdamW`, a cosine
-//! learning-rate schedule, `train()` / `eval()` and `no_grad` for evaluation.
+//! learning-rate schedule, `train()` / `eval()` and `no_grad` for evaluation. It shows its
+//! progress like `tqdm` (a bar on a terminal, a line per epoch elsewhere), logs its losses and
+//! accuracy to TensorBoard and draws them to `curves.png`, both in
+//! `runs/<date>_<host>_04_cnn_digits/` (`tensorboard --logdir runs`).
 //!
 //! This is the README's main example: `cargo run --release --example 04_cnn_digits`.
 
-use std::time::Instant;
-
-use tapegrad::data::{datasets, random_split, DataLoader, Dataset};
-use tapegrad::nn::functional::{cross_entropy, CrossEntropyOpts};
+use tapegrad::data::{datasets, random_split, DataLoader, Dataset, Subset, TensorDataset};
+use tapegrad::nn::functional::{cross_entropy, CrossEntropyOpts, Reduction};
 use tapegrad::nn::{self, Forward, Module};
 use tapegrad::optim::lr_scheduler::{CosineAnnealingLR, LrScheduler};
 use tapegrad::optim::{AdamW, Optimizer};
+use tapegrad::plot::{self, History};
 use tapegrad::prelude::*;
+use tapegrad::progress::{Metric, Progress};
+use tapegrad::tensorboard::SummaryWriter;
 
 /// conv(1→16, 3×3) - relu - conv(16→32, 3×3) - relu - maxpool 2 - linear(512→64) - relu -
 /// dropout - linear(64→10), on 1×8×8 images.
@@ -47,9 +51,26 @@ impl Forward for Cnn {
     }
 }
 
+/// The mean loss and the accuracy (in %) of `model` on `loader`'s data, with no tape.
+fn evaluate(model: &Cnn, loader: &DataLoader<Subset<TensorDataset>>) -> (f64, f64) {
+    model.eval();
+    let _g = no_grad();
+    let sum = CrossEntropyOpts {
+        reduction: Reduction::Sum,
+        ..Default::default()
+    };
+    let (mut loss, mut correct) = (0.0, 0.0);
+    for (images, labels) in loader {
+        let logits = model.forward(&images);
+        loss += cross_entropy(&logits, &labels, &sum).item();
+        correct += logits.argmax_dim(1, false).eq(&labels).float().sum().item();
+    }
+    let n = loader.dataset().len() as f64;
+    (loss / n, 100.0 * correct / n)
+}
+
 fn main() -> tapegrad::Result<()> {
     manual_seed(0);
-    let start = Instant::now();
     let digits = datasets::digits()?;
     let mut parts = random_split(digits, &[0.8, 0.2], &mut Generator::new(0))?;
     let test = parts.pop().unwrap();
@@ -63,9 +84,14 @@ fn main() -> tapegrad::Result<()> {
     let mut opt = AdamW::new(model.parameters(), 3e-3).weight_decay(1e-4);
     let mut sched = CosineAnnealingLR::new(&mut opt, epochs, 0.0);
 
+    // runs/<date>_<host>_04_cnn_digits: TensorBoard's events (`tensorboard --logdir runs`) and the plot
+    let mut writer = SummaryWriter::with_comment("_04_cnn_digits")?;
+    let mut progress = Progress::new(epochs, train_loader.len());
+    let mut step = 0;
+    let mut history = History::new();
+    let mut accuracy = 0.0;
     for epoch in 1..=epochs {
         model.train();
-        let (mut total, mut seen) = (0.0, 0);
         for (images, labels) in &train_loader {
             let loss = cross_entropy(
                 &model.forward(&images),
@@ -75,24 +101,39 @@ fn main() -> tapegrad::Result<()> {
             opt.zero_grad();
             loss.backward();
             opt.step();
-            total += loss.item() * labels.numel() as f64;
-            seen += labels.numel();
+            progress.step(loss.item());
+            history.push_loss("train", progress.position(), loss.item());
+            writer.add_scalar("loss/train", loss.item(), step)?;
+            step += 1;
         }
         sched.step(&mut opt);
 
-        model.eval();
-        let _g = no_grad();
-        let mut correct = 0.0;
-        for (images, labels) in &test_loader {
-            let predicted = model.forward(&images).argmax_dim(1, false);
-            correct += predicted.eq(&labels).float().sum().item();
-        }
-        let accuracy = 100.0 * correct / test_loader.dataset().len() as f64;
-        println!(
-            "epoch {epoch:2}  train loss {:.4}  test accuracy {accuracy:.1}%  ({:.1}s)",
-            total / seen as f64,
-            start.elapsed().as_secs_f64()
-        );
+        let (test_loss, test_accuracy) = evaluate(&model, &test_loader);
+        accuracy = test_accuracy;
+        history.push_loss("test", epoch as f64, test_loss);
+        history.push_accuracy("test", epoch as f64, accuracy);
+        writer.add_scalar("loss/test", test_loss, step)?;
+        writer.add_scalar("accuracy/test", accuracy, step)?;
+        writer.add_scalar("lr", opt.lr(0), step)?;
+        progress.end_epoch(&[
+            Metric::value("test loss", test_loss),
+            Metric::percent("test acc", accuracy),
+        ]);
     }
+    let elapsed = progress.finish();
+    println!(
+        "test accuracy {accuracy:.1}% after {epochs} epochs ({:.1}s)",
+        elapsed.as_secs_f64()
+    );
+
+    writer.flush()?;
+    let curves = writer.logdir().join("curves.png");
+    plot::save_png(&curves, &history)?;
+    println!(
+        "TensorBoard logs and the loss / accuracy curves: {}",
+        writer.logdir().display()
+    );
+    println!("  curves: {}", curves.display());
+    println!("  tensorboard --logdir runs");
     Ok(())
 }

@@ -74,3 +74,9 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet "${FEATURE_ARGS[@]}"
 echo "== tests"
 cargo test --all-targets "${FEATURE_ARGS[@]}"
 cargo test --doc "${FEATURE_ARGS[@]}"
+
+# Notebooks (notebooks/*.ipynb, evcxr Rust kernel): scripts/run_notebooks.sh installs jupyter's
+# nbconvert into .venv, evcxr_jupyter (cargo install, skipped when present) and Graphviz, then
+# runs every notebook headless and fails on any cell error.
+echo "== notebooks"
+bash scripts/run_notebooks.sh

@@ -32,7 +32,11 @@ pub mod nn;
 pub mod ops;
 pub mod optim;
 pub mod parallel;
+#[cfg(feature = "plot")]
+pub mod plot;
 pub mod prelude;
+#[cfg(feature = "progress")]
+pub mod progress;
 pub mod tensor;
 #[cfg(feature = "tensorboard")]
 pub mod tensorboard;
