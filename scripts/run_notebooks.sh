@@ -54,11 +54,22 @@ trap 'rm -rf "$OUT"' EXIT
 for nb in "${NOTEBOOKS[@]}"; do
   echo "== notebook $nb"
   start=$SECONDS
-  # nbconvert exits non-zero (and prints the failing cell) on any cell error
+  # nbconvert exits non-zero (and prints the failing cell) on any cell error (a compile error,
+  # an `Err` from `?`)
   .venv/bin/jupyter nbconvert --to notebook --execute \
     --ExecutePreprocessor.kernel_name=rust \
     --ExecutePreprocessor.timeout="$CELL_TIMEOUT" \
     --output-dir "$OUT" "$nb"
+  # evcxr reports a panic in a cell as printed text, not as a cell error: look for it
+  .venv/bin/python - "$OUT/$(basename "$nb")" <<'PY'
+import json, sys
+path = sys.argv[1]
+for i, cell in enumerate(json.load(open(path))["cells"]):
+    for out in cell.get("outputs", []):
+        text = "".join(out.get("text", ""))
+        if "panicked at" in text:
+            sys.exit(f"{path}: cell {i} panicked:\n{text}")
+PY
   echo "$nb: ran in $((SECONDS - start))s"
 done
 echo "notebooks: ${#NOTEBOOKS[@]} passed, 0 failed"
