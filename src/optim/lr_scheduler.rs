@@ -255,6 +255,33 @@ mod factor;
 pub use cyclic::{CosineAnnealingWarmRestarts, CyclicBuilder, CyclicLR, CyclicMode, ScaleMode};
 pub use factor::{ConstantLR, LambdaLR, LrLambda, MultiplicativeLR, PolynomialLR};
 
+/// For schedules that cycle momentum ([`OneCycleLR`], [`CyclicLR`]): the optimizer's name for it
+/// (Adam's `betas.0` or SGD's `momentum`), after setting it to `start` in every group.
+///
+/// # Panics
+/// If the optimizer has neither.
+fn start_momentum_cycle(
+    schedule: &str,
+    opt: &mut dyn Optimizer,
+    start: f64,
+    loc: &Location,
+) -> &'static str {
+    let name = if opt.hyper(0, "betas.0").is_some() {
+        "betas.0"
+    } else if opt.hyper(0, "momentum").is_some() {
+        "momentum"
+    } else {
+        panic!(
+            "{schedule}: the optimizer has neither momentum nor betas to cycle; use \
+             .cycle_momentum(false), at {loc}"
+        );
+    };
+    for g in 0..opt.num_param_groups() {
+        opt.set_hyper(g, name, start);
+    }
+    name
+}
+
 /// Multiplies every learning rate by `factor`.
 fn scaled(opt: &dyn Optimizer, factor: f64) -> Vec<f64> {
     opt.lrs().into_iter().map(|lr| lr * factor).collect()
@@ -901,19 +928,7 @@ impl OneCycleBuilder {
             opt.set_hyper(g, "initial_lr", p[0]);
         }
         let momentum = if self.cycle_momentum {
-            let name = if opt.hyper(0, "betas.0").is_some() {
-                "betas.0"
-            } else if opt.hyper(0, "momentum").is_some() {
-                "momentum"
-            } else {
-                panic!(
-                    "OneCycleLR: the optimizer has neither momentum nor betas to cycle; use \
-                     .cycle_momentum(false), at {loc}"
-                );
-            };
-            for g in 0..n {
-                opt.set_hyper(g, name, self.max_momentum);
-            }
+            let name = start_momentum_cycle("OneCycleLR", opt, self.max_momentum, loc);
             Some((vec![[self.max_momentum, self.base_momentum]; n], name))
         } else {
             None

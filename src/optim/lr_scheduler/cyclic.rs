@@ -5,7 +5,7 @@ use std::f64::consts::PI;
 use std::fmt;
 use std::panic::Location;
 
-use super::{started, LrScheduler, SchedulerCore};
+use super::{start_momentum_cycle, started, LrScheduler, SchedulerCore};
 use crate::optim::Optimizer;
 
 /// Cosine annealing with warm restarts (SGDR), like `CosineAnnealingWarmRestarts`.
@@ -348,19 +348,7 @@ impl CyclicBuilder {
             opt.set_lr(g, lr);
         }
         let momentum = if self.cycle_momentum {
-            let name = if opt.hyper(0, "betas.0").is_some() {
-                "betas.0"
-            } else if opt.hyper(0, "momentum").is_some() {
-                "momentum"
-            } else {
-                panic!(
-                    "CyclicLR: the optimizer has neither momentum nor betas to cycle; use \
-                     .cycle_momentum(false), at {loc}"
-                );
-            };
-            for g in 0..n {
-                opt.set_hyper(g, name, self.max_momentum);
-            }
+            let name = start_momentum_cycle("CyclicLR", opt, self.max_momentum, loc);
             Some((vec![[self.base_momentum, self.max_momentum]; n], name))
         } else {
             None
