@@ -27,6 +27,7 @@ pub mod data;
 pub mod doc;
 mod error;
 pub mod io;
+pub mod memory;
 pub mod models;
 pub mod nn;
 pub mod ops;

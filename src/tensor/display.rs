@@ -237,6 +237,7 @@ fn backward_name(op: &str, entry: Option<&tape::Entry>) -> String {
         "pow_scalar" => ("Pow".to_string(), 0),
         "clamp" => ("Clamp".to_string(), 1),
         "reshape" => ("View".to_string(), 0),
+        "unsafe_view" => ("UnsafeView".to_string(), 0),
         "contiguous" => ("Clone".to_string(), 0),
         "to_dtype" => ("ToCopy".to_string(), 0),
         "sum" => ("Sum".to_string(), if out_rank == Some(0) { 0 } else { 1 }),

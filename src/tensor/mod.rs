@@ -65,6 +65,7 @@ impl Tensor {
     }
 
     pub(crate) fn with_node(data: Data, node: Option<NodeRef>) -> Tensor {
+        crate::memory::tune_malloc_once();
         let shape = IxDyn(data.shape());
         let dtype = data.dtype();
         Tensor {

@@ -147,6 +147,86 @@ fn check_window(
 
 // ----- max pooling: read at indices / scatter to indices ---------------------------------------
 
+/// `x` as f32 values, when `F` is f32.
+#[cfg(target_arch = "x86_64")]
+fn as_f32<F: Float>(x: &[F]) -> Option<&[f32]> {
+    (std::any::TypeId::of::<F>() == std::any::TypeId::of::<f32>()).then(|| {
+        // SAFETY: F is f32, so the slice's layout is that of a [f32] of the same length.
+        unsafe { std::slice::from_raw_parts(x.as_ptr().cast::<f32>(), x.len()) }
+    })
+}
+
+/// The argmaxes of one output row of a 2×2, stride-2 max pooling: windows `ox` of the input rows
+/// starting at `top` and `top + w` of `plane`, in window order (first of equal maxima, last NaN),
+/// as positions in the plane. Four windows at a time with SSE2 compares and blends (no branches
+/// to mispredict on random data), the rest one by one.
+#[cfg(target_arch = "x86_64")]
+fn argmax_2x2_row(plane: &[f32], w: usize, top: usize, out: &mut [i64]) {
+    use std::arch::x86_64::*;
+    let ow = out.len();
+    let (r0, r1) = (&plane[top..top + w], &plane[top + w..top + 2 * w]);
+    let step = |best: f32, at: usize, v: f32, pos: usize| {
+        if v > best || v.is_nan() {
+            (v, pos)
+        } else {
+            (best, at)
+        }
+    };
+    let vectors = ow / 4;
+    // SAFETY: SSE2 is part of x86_64; every load reads 8 floats at 8·q ≤ 2·ow − 8 < w of a row,
+    // and every store writes 4 i32s into a local array.
+    unsafe {
+        let pick =
+            |m: __m128, a: __m128, b: __m128| _mm_or_ps(_mm_and_ps(m, a), _mm_andnot_ps(m, b));
+        let picki = |m: __m128, a: __m128i, b: __m128i| {
+            let m = _mm_castps_si128(m);
+            _mm_or_si128(_mm_and_si128(m, a), _mm_andnot_si128(m, b))
+        };
+        let lanes = _mm_set_epi32(6, 4, 2, 0);
+        for q in 0..vectors {
+            let c = 8 * q;
+            let (lo0, hi0) = (
+                _mm_loadu_ps(r0.as_ptr().add(c)),
+                _mm_loadu_ps(r0.as_ptr().add(c + 4)),
+            );
+            let (lo1, hi1) = (
+                _mm_loadu_ps(r1.as_ptr().add(c)),
+                _mm_loadu_ps(r1.as_ptr().add(c + 4)),
+            );
+            // even / odd columns of each row: the four taps of four windows
+            let taps = [
+                _mm_shuffle_ps::<0b10_00_10_00>(lo0, hi0),
+                _mm_shuffle_ps::<0b11_01_11_01>(lo0, hi0),
+                _mm_shuffle_ps::<0b10_00_10_00>(lo1, hi1),
+                _mm_shuffle_ps::<0b11_01_11_01>(lo1, hi1),
+            ];
+            let corner = _mm_add_epi32(_mm_set1_epi32((top + c) as i32), lanes);
+            let offsets = [0, 1, w as i32, w as i32 + 1];
+            let mut best = taps[0];
+            let mut at = corner;
+            for t in 1..4 {
+                let v = taps[t];
+                let take = _mm_or_ps(_mm_cmpgt_ps(v, best), _mm_cmpunord_ps(v, v));
+                best = pick(take, v, best);
+                at = picki(take, _mm_add_epi32(corner, _mm_set1_epi32(offsets[t])), at);
+            }
+            let mut pos = [0i32; 4];
+            _mm_storeu_si128(pos.as_mut_ptr().cast(), at);
+            for (o, &p) in out[4 * q..4 * q + 4].iter_mut().zip(&pos) {
+                *o = i64::from(p);
+            }
+        }
+    }
+    for (ox, o) in out.iter_mut().enumerate().skip(4 * vectors) {
+        let c = 2 * ox;
+        let (mut best, mut at) = (r0[c], top + c);
+        (best, at) = step(best, at, r0[c + 1], top + c + 1);
+        (best, at) = step(best, at, r1[c], top + w + c);
+        (_, at) = step(best, at, r1[c + 1], top + w + c + 1);
+        *o = at as i64;
+    }
+}
+
 /// The argmax of every window, as flat `y · W + x` positions within the plane: the first of
 /// equal maxima, a NaN if the window holds one (the last, as in PyTorch).
 #[allow(clippy::too_many_arguments)]
@@ -174,6 +254,26 @@ fn argmax_windows<F: Float>(
             .collect()
     };
     let inside = |out: usize, k: usize, s: usize, n: usize| out == 0 || (out - 1) * s + k <= n;
+    #[cfg(target_arch = "x86_64")]
+    if let Some(x32) = as_f32(x) {
+        let fits = h * w <= i32::MAX as usize;
+        if k == (2, 2)
+            && s == (2, 2)
+            && p == (0, 0)
+            && fits
+            && inside(oh, 2, 2, h)
+            && inside(ow, 2, 2, w)
+        {
+            // the usual 2×2 pooling of f32, four windows at a time
+            per_plane(&mut idx, oh * ow, planes * oh * ow * 4, |pl, out| {
+                let plane = &x32[pl * h * w..(pl + 1) * h * w];
+                for (oy, at) in out.chunks_mut(ow).enumerate() {
+                    argmax_2x2_row(plane, w, 2 * oy * w, at);
+                }
+            });
+            return idx;
+        }
+    }
     if p == (0, 0) && d == (1, 1) && inside(oh, k.0, s.0, h) && inside(ow, k.1, s.1, w) {
         // The common case (no padding or dilation, every window inside the plane): direct
         // offsets and a branch-free running maximum, which random data cannot mispredict.
@@ -572,6 +672,36 @@ mod tests {
     use super::*;
     use crate::prelude::*;
     use crate::testing::{randn64, randn64_t};
+
+    #[test]
+    fn max_pool2d_f32_2x2_fast_path_matches_the_general_path() {
+        // ties (values on a coarse grid), NaNs and -∞, and widths that leave 0 to 3 windows after
+        // the groups of four: the f32 2×2 kernel must give the f64 (general) path's indices
+        for (h, w) in [(4, 8), (5, 9), (6, 14), (3, 31), (2, 2)] {
+            let mut v: Vec<f64> = randn64(&[2, 3, h, w], (h * w) as u64)
+                .to_vec::<f64>()
+                .iter()
+                .map(|x| (x * 2.0).round() / 2.0)
+                .collect();
+            for i in (0..v.len()).step_by(7) {
+                v[i] = if i % 2 == 0 {
+                    f64::NAN
+                } else {
+                    f64::NEG_INFINITY
+                };
+            }
+            let x64 = Tensor::from_vec_f64(v.clone(), &[2, 3, h, w]);
+            let x32 = Tensor::from_vec(v.iter().map(|&x| x as f32).collect(), &[2, 3, h, w]);
+            let (y64, i64_) = max_pool2d_with_indices(&x64, 2, 2, 0, 1, false);
+            let (y32, i32_) = max_pool2d_with_indices(&x32, 2, 2, 0, 1, false);
+            assert_eq!(i32_.to_vec::<i64>(), i64_.to_vec::<i64>(), "{h}x{w}");
+            let (a, b) = (y32.to_vec::<f32>(), y64.to_vec::<f64>());
+            assert!(a
+                .iter()
+                .zip(&b)
+                .all(|(&a, &b)| (a.is_nan() && b.is_nan()) || a as f64 == b));
+        }
+    }
 
     fn x3x3() -> Tensor {
         Tensor::from_vec_f64((1..=9).map(f64::from).collect(), &[1, 1, 3, 3])

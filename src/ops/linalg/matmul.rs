@@ -218,6 +218,17 @@ impl Tensor {
                 .reshape([0usize; 0]),
             (1, _) => self.unsqueeze(0).matmul_nd(other).squeeze_dim(-2),
             (_, 1) => self.matmul_nd(&other.unsqueeze(1)).squeeze_dim(-1),
+            (n, 2) if n > 2 => {
+                // [.., m, k] @ [k, p]: one product of the stacked rows, as PyTorch does, so that
+                // the backward's dB is one [k, rows] @ [rows, p] product and not a stack of
+                // per-batch products summed afterwards
+                let s = self.shape();
+                let mut out: Vec<usize> = s[..n - 1].to_vec();
+                out.push(other.shape()[1]);
+                self.reshape([s[..n - 1].iter().product(), s[n - 1]])
+                    .matmul_nd(other)
+                    .unsafe_view(out)
+            }
             _ => self.matmul_nd(other),
         }
     }

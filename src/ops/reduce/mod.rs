@@ -40,6 +40,19 @@ pub(crate) fn sum_axes<F: Float>(a: &Storage<F>, dims: &[usize], keepdim: bool) 
     if dims.iter().enumerate().all(|(i, &d)| d == first + i) {
         return reduce_lanes(a, dims, keepdim, sum_slice);
     }
+    if let Some(x) = a.as_slice() {
+        // row-major: add whole runs of the input into the output, with no copy of the input
+        let groups = dim_groups(a.shape(), dims);
+        let kept: usize = groups.iter().filter(|g| !g.1).map(|g| g.0).product();
+        let mut out = vec![F::zero(); kept];
+        sum_groups(x, &groups, &mut out);
+        return ndarray::ArrayD::from_shape_vec(
+            IxDyn(&reduced_shape(a.shape(), dims, keepdim)),
+            out,
+        )
+        .expect("sum_axes: sizes match")
+        .into_shared();
+    }
     let mut r = a.to_owned();
     for &d in dims.iter().rev() {
         r = r.sum_axis(Axis(d));
@@ -50,6 +63,43 @@ pub(crate) fn sum_axes<F: Float>(a: &Storage<F>, dims: &[usize], keepdim: bool) 
         }
     }
     r.into_shared()
+}
+
+/// `shape` as runs of adjacent dims that are all reduced or all kept: `(size, reduced)` per run,
+/// size-1 dims left out.
+fn dim_groups(shape: &[usize], dims: &[usize]) -> Vec<(usize, bool)> {
+    let mut groups: Vec<(usize, bool)> = Vec::new();
+    for (d, &n) in shape.iter().enumerate().filter(|(_, &n)| n != 1) {
+        let reduced = dims.contains(&d);
+        match groups.last_mut() {
+            Some(g) if g.1 == reduced => g.0 *= n,
+            _ => groups.push((n, reduced)),
+        }
+    }
+    groups
+}
+
+/// Adds the row-major `x`, laid out as `groups` (see [`dim_groups`]), into `out` (the kept
+/// groups' elements), summing over the reduced groups: a trailing reduced run is summed as one
+/// slice, a trailing kept run is added element-wise, both in index order.
+fn sum_groups<F: Float>(x: &[F], groups: &[(usize, bool)], out: &mut [F]) {
+    match groups {
+        [] => out[0] += x[0],
+        [(_, true)] => out[0] += sum_slice(x),
+        [(_, false)] => out.iter_mut().zip(x).for_each(|(o, &v)| *o += v),
+        [(n, reduced), rest @ ..] => {
+            let step = x.len() / n;
+            let out_step = if *reduced { 0 } else { out.len() / n };
+            for i in 0..*n {
+                let o = if *reduced {
+                    &mut *out
+                } else {
+                    &mut out[i * out_step..(i + 1) * out_step]
+                };
+                sum_groups(&x[i * step..(i + 1) * step], rest, o);
+            }
+        }
+    }
 }
 
 /// The sum of a slice, folded in fixed chunks (deterministic whatever the thread count).
@@ -261,6 +311,34 @@ pub(crate) mod tests {
     use super::*;
     use crate::prelude::*;
     use crate::testing::{randn64, randn64_t};
+
+    #[test]
+    fn sum_over_leading_and_interleaved_dims_adds_runs_without_copying() {
+        // every subset of dims of a [3, 1, 4, 5] array, with and without keepdim, against ndarray's
+        // sum_axis one axis at a time
+        let a = ndarray::ArrayD::from_shape_fn(IxDyn(&[3, 1, 4, 5]), |i| {
+            (i[0] * 100 + i[2] * 10 + i[3]) as f64 * 0.5 - 40.0
+        })
+        .into_shared();
+        for mask in 1..16usize {
+            let dims: Vec<usize> = (0..4).filter(|d| mask & (1 << d) != 0).collect();
+            for keepdim in [false, true] {
+                let got = sum_axes(&a, &dims, keepdim);
+                let mut want = a.to_owned();
+                for &d in dims.iter().rev() {
+                    want = want.sum_axis(Axis(d));
+                }
+                let want = want
+                    .into_shape_with_order(IxDyn(&reduced_shape(a.shape(), &dims, keepdim)))
+                    .unwrap();
+                assert_eq!(got.shape(), want.shape(), "dims {dims:?} keepdim {keepdim}");
+                assert_eq!(
+                    got.iter().collect::<Vec<_>>(),
+                    want.iter().collect::<Vec<_>>()
+                );
+            }
+        }
+    }
 
     /// Checks the second derivative of `f` at `x`: with `L(x) = Σ r·f(x)` for a fixed random `r`,
     /// the Hessian-vector product `H v` from differentiating the first gradient (built with

@@ -40,7 +40,7 @@ impl Tensor {
     #[track_caller]
     pub fn reshape(&self, shape: impl ShapeArg) -> Tensor {
         let shape = infer_shape("reshape", &shape.to_isizes(), self.numel(), self.shape());
-        self.reshape_to(shape)
+        self.reshape_to(shape, "reshape")
     }
 
     /// [`reshape`](Tensor::reshape) returning an error instead of panicking.
@@ -51,16 +51,23 @@ impl Tensor {
     pub fn try_reshape(&self, shape: impl ShapeArg) -> crate::Result<Tensor> {
         let shape = try_infer_shape("reshape", &shape.to_isizes(), self.numel(), self.shape())
             .map_err(crate::Error::Shape)?;
-        Ok(self.reshape_to(shape))
+        Ok(self.reshape_to(shape, "reshape"))
+    }
+
+    /// A reshape recorded under PyTorch's `_unsafe_view` name, which is what PyTorch's own
+    /// folded n-d @ 2-d matmul ends with (its node shows as `UnsafeViewBackward0`).
+    #[track_caller]
+    pub(crate) fn unsafe_view(&self, shape: Vec<usize>) -> Tensor {
+        self.reshape_to(shape, "unsafe_view")
     }
 
     #[track_caller]
-    fn reshape_to(&self, shape: Vec<usize>) -> Tensor {
+    fn reshape_to(&self, shape: Vec<usize>, name: &'static str) -> Tensor {
         if shape == self.shape() {
             return self.clone();
         }
         let inputs = [self];
-        let op = Op::new("reshape", &inputs).attr("shape", ints(&shape));
+        let op = Op::new(name, &inputs).attr("shape", ints(&shape));
         let out = self.with_data(|d| reshape_data(d, &shape));
         let from = IxDyn(self.shape());
         op.finish(out, move |_, g| vec![Some(g.reshape(from.slice()))])
