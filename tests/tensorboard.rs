@@ -132,8 +132,9 @@ fn our_reader_reads_back_every_kind_of_summary() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-fn valid_file() -> Vec<u8> {
-    let dir = tmpdir("valid");
+/// A small valid event file, written in a directory of its own (`name`: tests run in parallel).
+fn valid_file(name: &str) -> Vec<u8> {
+    let dir = tmpdir(name);
     let mut w = SummaryWriter::new(&dir).unwrap();
     w.add_scalar("a", 1.0, 0).unwrap();
     w.add_text("t", "some text", 1).unwrap();
@@ -147,7 +148,7 @@ fn valid_file() -> Vec<u8> {
 
 #[test]
 fn a_corrupt_byte_is_reported_with_its_record_offset() {
-    let bytes = valid_file();
+    let bytes = valid_file("valid-0");
     let n = parse_events(&bytes).unwrap().len();
     assert_eq!(n, 4);
     // the first record (file_version) is 16 bytes of framing plus its data; corrupt a data byte
@@ -167,7 +168,7 @@ fn a_corrupt_byte_is_reported_with_its_record_offset() {
 
 #[test]
 fn a_truncated_file_is_an_error_naming_the_offset() {
-    let bytes = valid_file();
+    let bytes = valid_file("valid-1");
     let cut = bytes.len() - 3;
     let dir = tmpdir("trunc");
     std::fs::create_dir_all(&dir).unwrap();
@@ -184,7 +185,7 @@ fn random_mutations_are_errors_or_faithful_never_panics() {
     // a seeded xorshift drives byte flips, truncations and insertions; every result must be an
     // Err or exactly the original events (a mutation CRC-32C cannot see is vanishingly rare and
     // would be a mis-read, so the test demands the original)
-    let bytes = valid_file();
+    let bytes = valid_file("valid-2");
     let original = parse_events(&bytes).unwrap();
     let mut s: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move || {

@@ -77,10 +77,8 @@ where
     C: Copy + Send + Sync,
 {
     let par = crate::parallel::worth_splitting(shape.iter().product(), PAR_THRESHOLD_CHEAP);
-    if !par {
-        if let Some(out) = zip_slices(a, b, shape, &f) {
-            return out;
-        }
+    if let Some(out) = zip_slices(a, b, shape, par, &f) {
+        return out;
     }
     if a.shape() == shape && b.shape() == shape {
         let z = Zip::from(a).and(b);
@@ -103,17 +101,20 @@ where
 
 /// The row-major fast paths of [`zip_broadcast`], as plain loops over slices (no per-element index
 /// arithmetic): both operands of the output's shape, or one of them repeated along leading dims
-/// (a bias `[n]` added to `[m, n]`, a row `[1, n]` …). `None` for other layouts.
+/// (a bias `[n]` added to `[m, n]`, a row `[1, n]` …). Equal shapes go through the vectorised
+/// [`zip_slices`](crate::ops::unary::vector_math::zip_slices), over all threads when `par`.
+/// `None` for other layouts, and for the repeated ones when `par`.
 fn zip_slices<A, B, C>(
     a: &Storage<A>,
     b: &Storage<B>,
     shape: &[usize],
-    f: &impl Fn(A, B) -> C,
+    par: bool,
+    f: &(impl Fn(A, B) -> C + Sync),
 ) -> Option<Storage<C>>
 where
-    A: Copy,
-    B: Copy,
-    C: Copy,
+    A: Copy + Sync,
+    B: Copy + Sync,
+    C: Copy + Send,
 {
     let (x, y) = (a.as_slice()?, b.as_slice()?);
     let len: usize = shape.iter().product();
@@ -123,7 +124,16 @@ where
         s.len() <= shape.len() && shape[shape.len() - s.len()..] == *s
     };
     let v: Vec<C> = if x.len() == len && y.len() == len && a.shape() == shape {
-        x.iter().zip(y).map(|(&p, &q)| f(p, q)).collect()
+        #[allow(clippy::redundant_closure)] // `(*f)` keeps the `&F` call shim out of the loop
+        crate::ops::unary::vector_math::zip_slices(
+            x,
+            y,
+            par,
+            #[inline(always)]
+            |p, q| (*f)(p, q),
+        )
+    } else if par {
+        return None;
     } else if x.len() == len && a.shape() == shape && !y.is_empty() && suffix(b.shape()) {
         let mut v = Vec::with_capacity(len);
         for row in x.chunks_exact(y.len()) {

@@ -1,7 +1,7 @@
 //! Activations: sigmoid, relu, leaky_relu, gelu (exact and tanh), silu, softplus.
 //!
-//! The exact GELU needs the normal CDF, computed with the `erfc` of the `libm` crate (Rust's `std`
-//! lacks it).
+//! The exact GELU needs the normal CDF, computed with `erfc`: the `libm` crate's in f64 (Rust's
+//! `std` lacks it), a branch-free one of ours in f32 so that the elementwise loops vectorise.
 //! Both GELUs record their derivative as an op of its own (`gelu_backward`), one fused pass, whose
 //! own derivative is written with tensor ops, so gradients of any order work.
 
@@ -10,6 +10,7 @@ use std::f64::consts::FRAC_1_SQRT_2;
 use crate::autograd::tape::Attr;
 use crate::tensor::{DType, Element, Float, Tensor};
 
+use super::vector_math::{erfc_f32, exp_f32};
 use super::{unary, Needs, Unary};
 
 /// `1 / √(2π)`, the peak of the standard normal density.
@@ -21,24 +22,30 @@ const GELU_TANH_C: f64 = 0.044_715;
 
 // ----- the normal distribution ----------------------------------------------------------------
 
-/// The standard normal CDF `Φ(x) = erfc(-x/√2) / 2`, through the `erfc` of `libm` (fdlibm's
-/// rational approximations, under 1 ulp): written with `erfc` rather than `(1 + erf(x/√2)) / 2`,
-/// it keeps its relative precision far in the left tail instead of cancelling to 0. f32 values
-/// use the f32 `erfcf`, which is several times faster (no f64 `exp`) and as exact as f32 allows.
-#[inline]
+/// The standard normal CDF `Φ(x) = erfc(-x/√2) / 2`: written with `erfc` rather than
+/// `(1 + erf(x/√2)) / 2`, it keeps its relative precision far in the left tail instead of
+/// cancelling to 0. f64 uses the `erfc` of `libm` (fdlibm's rational approximations, under 1 ulp);
+/// f32 uses the branch-free [`erfc_f32`] (within 4 ulp), so that the loops over tensors vectorise.
+#[inline(always)]
 fn normal_cdf<F: Float>(x: F) -> F {
     if F::DTYPE == DType::F32 {
         let v = Element::to_f64(x) as f32;
-        F::c((0.5 * libm::erfcf(-v * std::f32::consts::FRAC_1_SQRT_2)) as f64)
+        F::c((0.5 * erfc_f32(-v * std::f32::consts::FRAC_1_SQRT_2)) as f64)
     } else {
         F::c(0.5 * libm::erfc(-Element::to_f64(x) * FRAC_1_SQRT_2))
     }
 }
 
-/// The standard normal density `φ(x) = e^(-x²/2) / √(2π)`.
-#[inline]
+/// The standard normal density `φ(x) = e^(-x²/2) / √(2π)` (f32 through the branch-free
+/// [`exp_f32`]).
+#[inline(always)]
 fn normal_pdf<F: Float>(x: F) -> F {
-    F::c(FRAC_1_SQRT_2PI) * (F::c(-0.5) * x * x).exp()
+    if F::DTYPE == DType::F32 {
+        let v = Element::to_f64(x) as f32;
+        F::c((FRAC_1_SQRT_2PI as f32 * exp_f32(-0.5 * v * v)) as f64)
+    } else {
+        F::c(FRAC_1_SQRT_2PI) * (F::c(-0.5) * x * x).exp()
+    }
 }
 
 /// `φ(x)` with tensor ops (differentiable).
@@ -156,6 +163,7 @@ struct Gelu(Approx);
 impl Unary for Gelu {
     const NAME: &'static str = "gelu";
     const NEEDS: Needs = Needs::Input;
+    #[inline(always)]
     fn f<F: Float>(&self, x: F) -> F {
         match self.0 {
             // x Φ(x)
@@ -171,6 +179,7 @@ impl Unary for Gelu {
         g * unary(x, GeluGrad(self.0))
     }
     const FUSED: bool = true;
+    #[inline(always)]
     fn dfdx<F: Float>(&self, x: F) -> F {
         GeluGrad(self.0).f(x)
     }
@@ -186,6 +195,7 @@ struct GeluGrad(Approx);
 impl Unary for GeluGrad {
     const NAME: &'static str = "gelu_backward";
     const NEEDS: Needs = Needs::Input;
+    #[inline(always)]
     fn f<F: Float>(&self, x: F) -> F {
         match self.0 {
             // d(x Φ(x))/dx = Φ(x) + x φ(x)

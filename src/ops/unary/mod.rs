@@ -9,6 +9,7 @@ mod activation;
 mod basic;
 mod exp_log;
 mod trig;
+pub(crate) mod vector_math;
 
 use ndarray::Zip;
 
@@ -63,13 +64,15 @@ pub(crate) trait Unary: Clone + Send + Sync + 'static {
     }
 }
 
-/// Applies `f` to every element, on all cores for large arrays.
+/// Applies `f` to every element, on all cores for large arrays (contiguous arrays through the
+/// vectorised loop of [`vector_math::map_slice`]).
 pub(crate) fn map_float<F: Float>(a: &Storage<F>, f: impl Fn(F) -> F + Sync + Send) -> Storage<F> {
-    if crate::parallel::worth_splitting(a.len(), PAR_THRESHOLD) {
-        crate::parallel::install(|| Zip::from(a).par_map_collect(|&x| f(x))).into_shared()
-    } else if let Some(s) = a.as_slice() {
-        let v: Vec<F> = s.iter().map(|&x| f(x)).collect();
+    let par = crate::parallel::worth_splitting(a.len(), PAR_THRESHOLD);
+    if let Some(s) = a.as_slice() {
+        let v = vector_math::map_slice(s, par, f);
         Storage::from_shape_vec(a.raw_dim(), v).expect("same length")
+    } else if par {
+        crate::parallel::install(|| Zip::from(a).par_map_collect(|&x| f(x))).into_shared()
     } else {
         a.mapv(f).into_shared()
     }
@@ -83,12 +86,14 @@ fn fused_grad<U: Unary>(op: &U, saved: &Tensor, g: &Tensor) -> Tensor {
                 s,
                 g,
                 s.shape(),
+                #[inline(always)]
                 |s, g| op.fused_grad(s, g),
             )),
             (Data::F64(s), Data::F64(g)) => Data::F64(crate::ops::binary::zip_broadcast(
                 s,
                 g,
                 s.shape(),
+                #[inline(always)]
                 |s, g| op.fused_grad(s, g),
             )),
             _ => unreachable!("gradients have the dtype of their tensor"),
@@ -106,7 +111,11 @@ pub(crate) fn unary<U: Unary>(x: &Tensor, op: U) -> Tensor {
         rec = rec.attr(k, v);
     }
     let out = x.with_data(|d| {
-        crate::with_float!(d, U::NAME, |a: F| Data::from(map_float(a, |v: F| op.f(v))))
+        crate::with_float!(d, U::NAME, |a: F| Data::from(map_float(
+            a,
+            #[inline(always)]
+            |v: F| op.f(v)
+        )))
     });
     let rec = match U::NEEDS {
         Needs::Input => rec.save(x),
