@@ -10,7 +10,7 @@ use std::f64::consts::FRAC_1_SQRT_2;
 use crate::autograd::tape::Attr;
 use crate::tensor::{DType, Element, Float, Tensor};
 
-use super::vector_math::{erfc_f32, exp_f32};
+use super::vector_math::{erfc_and_gauss_f32, erfc_f32, exp_f32};
 use super::{unary, Needs, Unary};
 
 /// `1 / √(2π)`, the peak of the standard normal density.
@@ -45,6 +45,21 @@ fn normal_pdf<F: Float>(x: F) -> F {
         F::c((FRAC_1_SQRT_2PI as f32 * exp_f32(-0.5 * v * v)) as f64)
     } else {
         F::c(FRAC_1_SQRT_2PI) * (F::c(-0.5) * x * x).exp()
+    }
+}
+
+/// `(Φ(x), φ(x))` together; f32 shares one `e^(-x²/2)` between them ([`erfc_and_gauss_f32`]).
+#[inline(always)]
+fn normal_cdf_pdf<F: Float>(x: F) -> (F, F) {
+    if F::DTYPE == DType::F32 {
+        let v = Element::to_f64(x) as f32;
+        let (erfc, gauss) = erfc_and_gauss_f32(-v * std::f32::consts::FRAC_1_SQRT_2);
+        (
+            F::c((0.5 * erfc) as f64),
+            F::c((FRAC_1_SQRT_2PI as f32 * gauss) as f64),
+        )
+    } else {
+        (normal_cdf(x), normal_pdf(x))
     }
 }
 
@@ -199,7 +214,10 @@ impl Unary for GeluGrad {
     fn f<F: Float>(&self, x: F) -> F {
         match self.0 {
             // d(x Φ(x))/dx = Φ(x) + x φ(x)
-            Approx::None => normal_cdf(x) + x * normal_pdf(x),
+            Approx::None => {
+                let (cdf, pdf) = normal_cdf_pdf(x);
+                cdf + x * pdf
+            }
             // d(x (1 + tanh u)/2)/dx = (1 + t)/2 + x (1 - t²) u' / 2
             Approx::Tanh => {
                 let v = Element::to_f64(x);

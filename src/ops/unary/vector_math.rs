@@ -148,16 +148,26 @@ where
 /// 2 ulp; `inf` above 88.72, `0` below -103.97, NaN for NaN.
 #[inline(always)]
 pub(crate) fn exp_f32(x: f32) -> f32 {
+    exp_split(x, 0.0)
+}
+
+/// `e^(hi + lo)` for a `hi` known exactly and a small correction `lo`: the reduction subtracts
+/// `n ln 2` from `hi` alone (exactly, for the `hi` of [`erfc_f32`]) before adding `lo`, so the
+/// rounding of `hi + lo` never shows. With `lo = 0` this is [`exp_f32`].
+#[inline(always)]
+fn exp_split(hi: f32, lo: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
     // 1.5 · 2^23: adding and subtracting it rounds to the nearest integer without a libm call
     const ROUND: f32 = 12_582_912.0;
+    let x = hi + lo;
     // max/min (unlike clamp) turn a NaN into a bound, so n below is always a small integer
     #[allow(clippy::manual_clamp)] // clamp would keep the NaN
     let xc = x.max(-104.0).min(89.0);
     let n = (xc * LOG2E + ROUND) - ROUND;
-    let r = (xc - n * LN2_HI) - n * LN2_LO;
+    // out of range, r is meaningless, and the result is replaced below
+    let r = ((hi - n * LN2_HI) + lo) - n * LN2_LO;
     let p = 1.987_569_1e-4_f32;
     let p = p * r + 1.398_199_9e-3;
     let p = p * r + 8.333_452e-3;
@@ -180,12 +190,11 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     }
 }
 
-/// `erfc(z)` in f32 for any `z`: the Chebyshev fit of Numerical Recipes' `erfcc` for `|z|`
-/// (`t e^(-z² + P(t))`, `t = 1 / (1 + |z|/2)`, fractional error 1.2e-7 in exact arithmetic),
-/// reflected by `erfc(-z) = 2 - erfc(z)`. `z²` is formed exactly (as `hi + lo`) so that the far
-/// tail keeps its relative precision. Within a few ulp everywhere.
+/// The pieces of `erfc(|z|)` (Numerical Recipes' `erfcc`: `t e^(-z² + P(t))` with
+/// `t = 1 / (1 + |z|/2)`): `t`, `P(t)`, and `z²` as the exact `hi` plus a small `lo` (Dekker's
+/// split of `|z|` into 12 + 12 bits).
 #[inline(always)]
-pub(crate) fn erfc_f32(z: f32) -> f32 {
+fn erfc_parts(z: f32) -> (f32, f32, f32, f32) {
     let a = z.abs();
     let t = 1.0 / (1.0 + 0.5 * a);
     let p = 0.170_872_77_f32;
@@ -198,20 +207,46 @@ pub(crate) fn erfc_f32(z: f32) -> f32 {
     let p = p * t + 0.374_091_96;
     let p = p * t + 1.000_023_7;
     let p = p * t - 1.265_512_2;
-    // -a² + p, with a² split into hi + lo (Dekker) so that its rounding does not show in the tail
     let a_hi = f32::from_bits(a.to_bits() & 0xffff_f000);
     let a_lo = a - a_hi;
-    let sq_hi = a_hi * a_hi;
-    let sq_lo = a_lo * (a + a_hi);
-    // e^(-a²) from the exact hi part alone (exp_f32 reduces an exact argument exactly)
-    let e = exp_f32(-sq_hi) * exp_f32(p - sq_lo);
-    // beyond 10.1 erfc is below the smallest f32 (and inf - inf would give NaN)
-    let r = if a > 10.1 { 0.0 } else { t * e };
+    (t, p, a_hi * a_hi, a_lo * (a + a_hi))
+}
+
+/// `erfc(|z|)` reflected to `erfc(z)` by `erfc(-z) = 2 - erfc(z)`.
+#[inline(always)]
+fn reflect(z: f32, erfc_abs: f32) -> f32 {
     if z < 0.0 {
-        2.0 - r
+        2.0 - erfc_abs
     } else {
-        r
+        erfc_abs
     }
+}
+
+/// `erfc(z)` in f32 for any `z`: the Chebyshev fit of Numerical Recipes' `erfcc` for `|z|`
+/// (`t e^(-z² + P(t))`, `t = 1 / (1 + |z|/2)`, fractional error 1.2e-7 in exact arithmetic),
+/// reflected by `erfc(-z) = 2 - erfc(z)`. `z²` is formed exactly (as `hi + lo`) so that the far
+/// tail keeps its relative precision. Within a few ulp everywhere.
+#[inline(always)]
+pub(crate) fn erfc_f32(z: f32) -> f32 {
+    let (t, p, sq_hi, sq_lo) = erfc_parts(z);
+    // beyond 10.1 erfc is below the smallest f32 (and inf - inf would give NaN)
+    let r = if z.abs() > 10.1 {
+        0.0
+    } else {
+        t * exp_split(-sq_hi, p - sq_lo)
+    };
+    reflect(z, r)
+}
+
+/// `(erfc(z), e^(-z²))` in f32, sharing the work: the derivative of the exact GELU needs both.
+/// Each within a few ulp (`e^(-z²)` as exact as `z`).
+#[inline(always)]
+pub(crate) fn erfc_and_gauss_f32(z: f32) -> (f32, f32) {
+    let (t, p, sq_hi, sq_lo) = erfc_parts(z);
+    let far = z.abs() > 10.1;
+    let gauss = if far { 0.0 } else { exp_split(-sq_hi, -sq_lo) };
+    let r = if far { 0.0 } else { t * gauss * exp_f32(p) };
+    (reflect(z, r), gauss)
 }
 
 #[cfg(test)]
@@ -286,5 +321,16 @@ mod tests {
                 .zip(x.iter().zip(&y))
                 .all(|(g, (a, b))| *g == a * exp_f32(*b)));
         }
+    }
+
+    #[test]
+    fn erfc_and_gauss_agree_with_their_references() {
+        let xs = || (0..=100_000).map(|i| -6.0 + i as f32 * (15.0 / 100_000.0));
+        let worst = max_ulps(xs(), |z| erfc_and_gauss_f32(z).0, libm::erfc);
+        assert!(worst < 6.0, "erfc: {worst} ulps");
+        let worst = max_ulps(xs(), |z| erfc_and_gauss_f32(z).1, |z| (-z * z).exp());
+        assert!(worst < 3.0, "e^-z²: {worst} ulps");
+        assert_eq!(erfc_and_gauss_f32(f32::INFINITY), (0.0, 0.0));
+        assert_eq!(erfc_and_gauss_f32(f32::NEG_INFINITY), (2.0, 0.0));
     }
 }
