@@ -272,6 +272,11 @@ impl Norm {
         has_b: bool,
         w_shape: &IxDyn,
     ) -> Vec<Option<Tensor>> {
+        if stats == Stats::Batch && !ctx.create_graph() && self.name == "layer_norm" {
+            if let Some(grads) = self.layer_norm_backward(ctx, g, has_w, has_b, w_shape) {
+                return grads;
+            }
+        }
         let x = ctx.saved(0);
         let k = 1 + has_w as usize;
         let xg = x.reshape(&self.group_shape);
@@ -313,6 +318,118 @@ impl Norm {
             );
         }
         grads
+    }
+}
+
+impl Norm {
+    /// The first-order backward of layer_norm in one pass over the rows (each group is one
+    /// contiguous row of the affine size), with the formulas of [`Norm::backward`]; `None` when
+    /// the input or the gradient is not contiguous (the tensor-op path handles those).
+    fn layer_norm_backward(
+        &self,
+        ctx: &crate::autograd::tape::Ctx,
+        g: &Tensor,
+        has_w: bool,
+        has_b: bool,
+        w_shape: &IxDyn,
+    ) -> Option<Vec<Option<Tensor>>> {
+        let k = 1 + has_w as usize;
+        let (x, mean, rstd) = (ctx.saved(0), ctx.saved(k), ctx.saved(k + 1));
+        let w = has_w.then(|| ctx.saved(1));
+        let n: usize = self.affine_shape.iter().product();
+        let (xd, gd, md, rd) = (x.data(), g.data(), mean.data(), rstd.data());
+        let wd = w.as_ref().map(Tensor::data);
+        let [dx, dw, db] = crate::with_float!(&xd, self.name, |xa: F| {
+            let rows = RowGrads {
+                x: xa.as_slice()?,
+                g: typed::<F>(&gd).as_slice()?,
+                w: match &wd {
+                    Some(w) => Some(typed::<F>(w).as_slice()?),
+                    None => None,
+                },
+                mean: typed::<F>(&md).as_slice()?,
+                rstd: typed::<F>(&rd).as_slice()?,
+                n,
+            };
+            let [dx, dw, db] = rows.run();
+            let shaped = |v: Vec<F>, shape: &[usize]| {
+                let a = ArrayD::from_shape_vec(IxDyn(shape), v).expect("one value per element");
+                Tensor::from_data(Data::from(a.into_shared()))
+            };
+            // weight and bias (when present) have the normalized shape
+            let affine = if has_w || has_b {
+                w_shape.slice()
+            } else {
+                &[n][..]
+            };
+            [
+                shaped(dx, &self.shape),
+                shaped(dw, affine),
+                shaped(db, affine),
+            ]
+        });
+        let mut grads = vec![ctx.needs_grad(0).then_some(dx)];
+        if has_w {
+            grads.push(ctx.needs_grad(1).then_some(dw));
+        }
+        if has_b {
+            grads.push(ctx.needs_grad(k).then_some(db));
+        }
+        Some(grads)
+    }
+}
+
+/// The slices of a row-wise (layer_norm) backward: input, upstream gradient, weight, and the
+/// saved per-row mean and `1/std`, rows of length `n`.
+struct RowGrads<'a, F> {
+    x: &'a [F],
+    g: &'a [F],
+    w: Option<&'a [F]>,
+    mean: &'a [F],
+    rstd: &'a [F],
+    n: usize,
+}
+
+impl<F: Float> RowGrads<'_, F> {
+    /// `[dx, dweight, dbias]`: per row, with `x̂ = (x - mean) · rstd` and `g_w = g · weight`,
+    /// `dx = rstd · (g_w - mean(g_w) - x̂ · mean(g_w · x̂))`; `dweight = Σ_rows g · x̂`,
+    /// `dbias = Σ_rows g`.
+    fn run(&self) -> [Vec<F>; 3] {
+        let n = self.n;
+        let mut dx = vec![F::zero(); self.x.len()];
+        let mut dw = vec![F::zero(); n];
+        let mut db = vec![F::zero(); n];
+        let mut gw = vec![F::zero(); n];
+        let mut xhat = vec![F::zero(); n];
+        let inv_n = F::one() / F::c(n as f64);
+        for (r, (xr, gr)) in self
+            .x
+            .chunks_exact(n)
+            .zip(self.g.chunks_exact(n))
+            .enumerate()
+        {
+            let (m, rs) = (self.mean[r], self.rstd[r]);
+            let (mut s1, mut s2) = (F::zero(), F::zero());
+            for j in 0..n {
+                let xh = (xr[j] - m) * rs;
+                let gj = gr[j];
+                let gwj = match self.w {
+                    Some(w) => gj * w[j],
+                    None => gj,
+                };
+                xhat[j] = xh;
+                gw[j] = gwj;
+                s1 += gwj;
+                s2 += gwj * xh;
+                dw[j] += gj * xh;
+                db[j] += gj;
+            }
+            let (s1, s2) = (s1 * inv_n, s2 * inv_n);
+            for (j, d) in dx[r * n..(r + 1) * n].iter_mut().enumerate() {
+                *d = rs * (gw[j] - s1 - xhat[j] * s2);
+            }
+        }
+        [dx, dw, db]
     }
 }
 
@@ -611,6 +728,12 @@ mod tests {
             gradcheck(
                 |x| layer_norm(&x[0], &[3, 4], Some(&x[1]), Some(&x[2]), 1e-5),
                 &[x.clone(), w.clone(), b.clone()],
+            )
+            .unwrap();
+            // bias only
+            gradcheck(
+                |x| layer_norm(&x[0], &[4], None, Some(&x[1]), 1e-5),
+                &[x.clone(), randn64(&[4], 7)],
             )
             .unwrap();
             // weight broadcast over the leading dims, on a transposed weight
