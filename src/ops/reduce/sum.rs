@@ -2,7 +2,7 @@
 
 use std::panic::Location;
 
-use ndarray::IxDyn;
+use ndarray::{ArrayD, Axis, IxDyn};
 
 use crate::tensor::args::{norm_dims, Dims};
 use crate::tensor::{Data, Tensor};
@@ -10,7 +10,8 @@ use crate::tensor::{Data, Tensor};
 use super::{grad_to_input, record, sum_axes};
 
 impl Tensor {
-    /// The sum of all elements, a 0-d tensor, like `x.sum()`.
+    /// The sum of all elements, a 0-d tensor, like `x.sum()`. Int64 and bool tensors sum to
+    /// int64 (with no gradient), as in PyTorch: `pred.eq(&y).sum()` counts the matches.
     ///
     /// ```
     /// use tapegrad::prelude::*;
@@ -93,6 +94,9 @@ impl Tensor {
 
 #[track_caller]
 fn sum_impl(x: &Tensor, dims: &[usize], keepdim: bool) -> Tensor {
+    if let Some(out) = x.with_data(|d| int_sum(d, dims, keepdim)) {
+        return Tensor::from_data(out);
+    }
     let inputs = [x];
     let op = record("sum", &inputs, dims, keepdim);
     let out = x
@@ -100,6 +104,27 @@ fn sum_impl(x: &Tensor, dims: &[usize], keepdim: bool) -> Tensor {
     let (shape, dims) = (IxDyn(x.shape()), dims.to_vec());
     // d(Σ x)/dx = 1 for every summed element: expand the gradient back
     op.finish(out, move |_, g| vec![Some(grad_to_input(g, &shape, &dims))])
+}
+
+/// The sum of an int64 or bool tensor as int64, as PyTorch gives (`(pred == y).sum()` counts);
+/// `None` for floating-point data. Integers carry no gradient, so nothing is recorded.
+fn int_sum(d: &Data, dims: &[usize], keepdim: bool) -> Option<Data> {
+    let mut a: ArrayD<i64> = match d {
+        Data::I64(a) => a.to_owned(),
+        Data::Bool(b) => b.mapv(i64::from),
+        _ => return None,
+    };
+    let mut sorted = dims.to_vec();
+    sorted.sort_unstable();
+    for &dim in sorted.iter().rev() {
+        a = a.fold_axis(Axis(dim), 0i64, |acc, &v| acc.wrapping_add(v));
+    }
+    if keepdim {
+        for &dim in &sorted {
+            a.insert_axis_inplace(Axis(dim));
+        }
+    }
+    Some(Data::I64(a.into_shared()))
 }
 
 #[cfg(test)]
@@ -115,6 +140,21 @@ mod tests {
         assert_eq!(x.sum_dim(-1, true).shape(), &[2, 1]);
         assert_eq!(x.mean().item(), 3.5);
         assert_eq!(x.mean_dim(1, false).to_vec::<f32>(), vec![2.0, 5.0]);
+    }
+
+    #[test]
+    fn integer_and_bool_sums_are_int64_like_pytorch() {
+        // torch.tensor([[1, 2, 3], [4, 5, 6]]).sum(1) -> tensor([ 6, 15])
+        let x = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]).to_dtype(DType::I64);
+        let s = x.sum_dim(1, false);
+        assert_eq!((s.dtype(), s.to_vec::<i64>()), (DType::I64, vec![6, 15]));
+        assert_eq!(x.sum_dim(0, true).shape(), &[1, 3]);
+        assert_eq!(x.sum().item(), 21.0);
+        // (pred == y).sum() counts the matches
+        let pred = Tensor::from_vec(vec![1.0, 0.0, 2.0, 2.0], &[4]);
+        let y = Tensor::from_vec(vec![1.0, 1.0, 2.0, 2.0], &[4]);
+        let hits = pred.eq(&y).sum();
+        assert_eq!((hits.dtype(), hits.item()), (DType::I64, 3.0));
     }
 
     #[test]
