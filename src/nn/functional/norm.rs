@@ -337,6 +337,9 @@ impl Norm {
         let (x, mean, rstd) = (ctx.saved(0), ctx.saved(k), ctx.saved(k + 1));
         let w = has_w.then(|| ctx.saved(1));
         let n: usize = self.affine_shape.iter().product();
+        if n == 0 {
+            return None;
+        }
         let (xd, gd, md, rd) = (x.data(), g.data(), mean.data(), rstd.data());
         let wd = w.as_ref().map(Tensor::data);
         let [dx, dw, db] = crate::with_float!(&xd, self.name, |xa: F| {

@@ -40,7 +40,7 @@ pub(crate) fn sum_axes<F: Float>(a: &Storage<F>, dims: &[usize], keepdim: bool) 
     if dims.iter().enumerate().all(|(i, &d)| d == first + i) {
         return reduce_lanes(a, dims, keepdim, sum_slice);
     }
-    if let Some(x) = a.as_slice() {
+    if let Some(x) = a.as_slice().filter(|x| !x.is_empty()) {
         // row-major: add whole runs of the input into the output, with no copy of the input
         let groups = dim_groups(a.shape(), dims);
         let kept: usize = groups.iter().filter(|g| !g.1).map(|g| g.0).product();
@@ -338,6 +338,14 @@ pub(crate) mod tests {
                 );
             }
         }
+        // an empty dim: zeros where something is kept, like torch.zeros(3, 0, 4).sum((0, 2))
+        let empty = ndarray::ArrayD::<f64>::zeros(IxDyn(&[3, 0, 4])).into_shared();
+        assert_eq!(sum_axes(&empty, &[0, 2], false).shape(), &[0]);
+        let z = sum_axes(&empty, &[1], true);
+        assert_eq!(
+            (z.shape(), z.iter().all(|&v| v == 0.0)),
+            (&[3, 1, 4][..], true)
+        );
     }
 
     /// Checks the second derivative of `f` at `x`: with `L(x) = Σ r·f(x)` for a fixed random `r`,
