@@ -137,11 +137,12 @@ fn workloads(keep: impl Fn(&str) -> bool) -> Vec<Workload> {
     }
     for size in [1usize << 20, 1 << 24] {
         let tag = format!("{}M", size >> 20);
-        let ops: [(&str, BinaryFn); 5] = [
+        let ops: [(&str, BinaryFn); 6] = [
             ("add", |a, b| a + b),
             ("mul", |a, b| a * b),
             ("tanh", |a, _| a.tanh()),
             ("exp", |a, _| a.exp()),
+            ("gelu", |a, _| a.gelu()),
             ("sum", |a, _| a.sum()),
         ];
         for (op, f) in ops {

@@ -80,6 +80,7 @@ def torch_workloads(torch):
             "mul": lambda a=a, bb=bb: a * bb,
             "tanh": lambda a=a: torch.tanh(a),
             "exp": lambda a=a: torch.exp(a),
+            "gelu": lambda a=a: torch.nn.functional.gelu(a),
             "sum": lambda a=a: a.sum(),
         }
         for op, f in ops.items():

@@ -31,14 +31,29 @@ enum Split {
 }
 
 /// How to spread `nb` products of `[n, k] @ [k, m]` over up to `threads` threads.
+///
+/// Rows are the default (each thread packs its own rows of A and all of B). Columns are taken
+/// when they balance better: blocks are cut at whole kernel panels (`ALIGN`), so 144 rows make 9
+/// panels that two threads can only share 5 : 4, while 384 columns share 12 : 12 (about 10%
+/// faster for all-MiniLM-L6-v2's `[144, 384] @ [384, 384]` at two threads).
 fn plan(nb: usize, n: usize, k: usize, m: usize, threads: usize) -> Split {
     let work = nb * n * k * m;
     let parts = threads.min(work / MIN_WORK_PER_THREAD);
+    // share of the threads' time doing work when `len` is cut into `parts` panel-aligned blocks
+    let balance = |len: usize| {
+        let widest = (0..parts)
+            .map(|i| block_start(i + 1, parts, len, ALIGN) - block_start(i, parts, len, ALIGN))
+            .max()
+            .unwrap_or(0);
+        len as f64 / (parts * widest.max(1)) as f64
+    };
+    let rows_ok = nb * n >= parts * ALIGN;
+    let cols_ok = m >= parts * ALIGN;
     if parts <= 1 {
         Split::None
-    } else if nb * n >= parts * ALIGN {
+    } else if rows_ok && (!cols_ok || balance(nb * n) >= balance(m)) {
         Split::Rows { parts }
-    } else if m >= parts * ALIGN {
+    } else if cols_ok {
         Split::Cols { parts }
     } else {
         Split::None
@@ -421,6 +436,10 @@ mod tests {
         assert_eq!(plan(64, 32, 32, 32, 2), Split::Rows { parts: 2 });
         // a vector-matrix product has one row: split the columns
         assert_eq!(plan(1, 1, 4096, 4096, 2), Split::Cols { parts: 2 });
+        // 144 rows are 9 panels of 16 (shared 4 : 5), 384 columns 24 (12 : 12): columns
+        assert_eq!(plan(1, 144, 384, 384, 2), Split::Cols { parts: 2 });
+        // equally balanced: rows
+        assert_eq!(plan(1, 128, 512, 384, 2), Split::Rows { parts: 2 });
     }
 
     #[test]

@@ -8,9 +8,9 @@
 use std::f64::consts::FRAC_1_SQRT_2;
 
 use crate::autograd::tape::Attr;
-use crate::tensor::{DType, Element, Float, Tensor};
+use crate::tensor::{Element, Float, Tensor};
 
-use super::vector_math::{erfc_and_gauss_f32, erfc_f32, exp_f32};
+use super::vector_math::{erfc_and_gauss_f32, erfc_f32, exp_f32, Madd};
 use super::{unary, Needs, Unary};
 
 /// `1 / √(2π)`, the peak of the standard normal density.
@@ -24,43 +24,31 @@ const GELU_TANH_C: f64 = 0.044_715;
 
 /// The standard normal CDF `Φ(x) = erfc(-x/√2) / 2`: written with `erfc` rather than
 /// `(1 + erf(x/√2)) / 2`, it keeps its relative precision far in the left tail instead of
-/// cancelling to 0. f64 uses the `erfc` of `libm` (fdlibm's rational approximations, under 1 ulp);
-/// f32 uses the branch-free [`erfc_f32`] (within 4 ulp), so that the loops over tensors vectorise.
+/// cancelling to 0. Through the `erfc` of `libm` in f64 (fdlibm's rational approximations, under
+/// 1 ulp); f32 tensors use [`normal_cdf_f32`].
 #[inline(always)]
 fn normal_cdf<F: Float>(x: F) -> F {
-    if F::DTYPE == DType::F32 {
-        let v = Element::to_f64(x) as f32;
-        F::c((0.5 * erfc_f32(-v * std::f32::consts::FRAC_1_SQRT_2)) as f64)
-    } else {
-        F::c(0.5 * libm::erfc(-Element::to_f64(x) * FRAC_1_SQRT_2))
-    }
+    F::c(0.5 * libm::erfc(-Element::to_f64(x) * FRAC_1_SQRT_2))
 }
 
-/// The standard normal density `φ(x) = e^(-x²/2) / √(2π)` (f32 through the branch-free
-/// [`exp_f32`]).
+/// The standard normal density `φ(x) = e^(-x²/2) / √(2π)`.
 #[inline(always)]
 fn normal_pdf<F: Float>(x: F) -> F {
-    if F::DTYPE == DType::F32 {
-        let v = Element::to_f64(x) as f32;
-        F::c((FRAC_1_SQRT_2PI as f32 * exp_f32(-0.5 * v * v)) as f64)
-    } else {
-        F::c(FRAC_1_SQRT_2PI) * (F::c(-0.5) * x * x).exp()
-    }
+    F::c(FRAC_1_SQRT_2PI) * (F::c(-0.5) * x * x).exp()
 }
 
-/// `(Φ(x), φ(x))` together; f32 shares one `e^(-x²/2)` between them ([`erfc_and_gauss_f32`]).
+/// `Φ(x)` in f32 through the branch-free [`erfc_f32`] (within 4 ulp), so that loops over
+/// tensors vectorise.
 #[inline(always)]
-fn normal_cdf_pdf<F: Float>(x: F) -> (F, F) {
-    if F::DTYPE == DType::F32 {
-        let v = Element::to_f64(x) as f32;
-        let (erfc, gauss) = erfc_and_gauss_f32(-v * std::f32::consts::FRAC_1_SQRT_2);
-        (
-            F::c((0.5 * erfc) as f64),
-            F::c((FRAC_1_SQRT_2PI as f32 * gauss) as f64),
-        )
-    } else {
-        (normal_cdf(x), normal_pdf(x))
-    }
+fn normal_cdf_f32<M: Madd>(x: f32) -> f32 {
+    0.5 * erfc_f32::<M>(-x * std::f32::consts::FRAC_1_SQRT_2)
+}
+
+/// `(Φ(x), φ(x))` in f32, sharing one `e^(-x²/2)` ([`erfc_and_gauss_f32`]).
+#[inline(always)]
+fn normal_cdf_pdf_f32<M: Madd>(x: f32) -> (f32, f32) {
+    let (erfc, gauss) = erfc_and_gauss_f32::<M>(-x * std::f32::consts::FRAC_1_SQRT_2);
+    (0.5 * erfc, FRAC_1_SQRT_2PI as f32 * gauss)
 }
 
 /// `φ(x)` with tensor ops (differentiable).
@@ -78,6 +66,19 @@ fn sigmoid<F: Float>(x: F) -> F {
     }
 }
 
+/// The logistic sigmoid in f32 through the branch-free [`exp_f32`]: one `e^(-|x|)`, then
+/// `1 / (1 + e)` or `e / (1 + e)` by the sign (so tiny results keep their precision).
+#[inline(always)]
+fn sigmoid_f32<M: Madd>(x: f32) -> f32 {
+    let e = exp_f32::<M>(-x.abs());
+    let r = 1.0 / (1.0 + e);
+    if x >= 0.0 {
+        r
+    } else {
+        e * r
+    }
+}
+
 // ----- ops -------------------------------------------------------------------------------------
 
 #[derive(Clone, Copy)]
@@ -91,6 +92,11 @@ impl Unary for Sigmoid {
     // dσ/dx = σ (1 - σ) = y (1 - y)
     fn df(&self, y: &Tensor, g: &Tensor) -> Tensor {
         g * (y * (1.0 - y))
+    }
+    const KERNEL: bool = true;
+    #[inline(always)]
+    fn f32<M: Madd>(&self, x: f32) -> f32 {
+        sigmoid_f32::<M>(x)
     }
 }
 
@@ -201,6 +207,18 @@ impl Unary for Gelu {
     fn attrs(&self) -> Vec<(&'static str, Attr)> {
         self.0.attrs()
     }
+    const KERNEL: bool = true;
+    #[inline(always)]
+    fn f32<M: Madd>(&self, x: f32) -> f32 {
+        match self.0 {
+            Approx::None => x * normal_cdf_f32::<M>(x),
+            Approx::Tanh => self.f(x),
+        }
+    }
+    #[inline(always)]
+    fn fused_grad_f32<M: Madd>(&self, x: f32, g: f32) -> f32 {
+        g * GeluGrad(self.0).f32::<M>(x)
+    }
 }
 
 /// The derivative of GELU as an op of its own, so that the first backward pass is one fused map
@@ -215,7 +233,7 @@ impl Unary for GeluGrad {
         match self.0 {
             // d(x Φ(x))/dx = Φ(x) + x φ(x)
             Approx::None => {
-                let (cdf, pdf) = normal_cdf_pdf(x);
+                let (cdf, pdf) = (normal_cdf(x), normal_pdf(x));
                 cdf + x * pdf
             }
             // d(x (1 + tanh u)/2)/dx = (1 + t)/2 + x (1 - t²) u' / 2
@@ -244,6 +262,17 @@ impl Unary for GeluGrad {
     fn attrs(&self) -> Vec<(&'static str, Attr)> {
         self.0.attrs()
     }
+    const KERNEL: bool = true;
+    #[inline(always)]
+    fn f32<M: Madd>(&self, x: f32) -> f32 {
+        match self.0 {
+            Approx::None => {
+                let (cdf, pdf) = normal_cdf_pdf_f32::<M>(x);
+                M::madd(x, pdf, cdf)
+            }
+            Approx::Tanh => self.f(x),
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -253,6 +282,11 @@ impl Unary for Silu {
     const NEEDS: Needs = Needs::Input;
     fn f<F: Float>(&self, x: F) -> F {
         x * sigmoid(x)
+    }
+    const KERNEL: bool = true;
+    #[inline(always)]
+    fn f32<M: Madd>(&self, x: f32) -> f32 {
+        x * sigmoid_f32::<M>(x)
     }
     // d(x σ(x))/dx = σ + x σ (1 - σ) = σ (1 + x (1 - σ))
     fn df(&self, x: &Tensor, g: &Tensor) -> Tensor {
@@ -409,7 +443,8 @@ impl Tensor {
 
 #[cfg(test)]
 mod tests {
-    use super::normal_cdf;
+    use super::super::vector_math::{Fused, Separate};
+    use super::{normal_cdf, normal_cdf_f32};
     use crate::prelude::*;
     use crate::testing::{randn64, randn64_t};
 
@@ -454,16 +489,21 @@ mod tests {
                 ((got - want) / want).abs() < tol,
                 "Φ({x}) = {got}, want {want}"
             );
-            let got32 = normal_cdf(x as f32) as f64;
-            let tol = 1e-7 + 2.0 * x * x * f32::EPSILON as f64;
-            assert!(
-                ((got32 - want) / want).abs() < tol,
-                "f32 Φ({x}) = {got32}, want {want}"
-            );
+            for got32 in [
+                normal_cdf_f32::<Fused>(x as f32),
+                normal_cdf_f32::<Separate>(x as f32),
+            ] {
+                let tol = 1e-7 + 2.0 * x * x * f32::EPSILON as f64;
+                assert!(
+                    ((got32 as f64 - want) / want).abs() < tol,
+                    "f32 Φ({x}) = {got32}, want {want}"
+                );
+            }
         }
         assert!(normal_cdf(f64::NAN).is_nan());
         assert_eq!(normal_cdf(f64::INFINITY), 1.0);
-        assert_eq!(normal_cdf(f32::NEG_INFINITY), 0.0);
+        assert_eq!(normal_cdf_f32::<Fused>(f32::NEG_INFINITY), 0.0);
+        assert!(normal_cdf_f32::<Separate>(f32::NAN).is_nan());
     }
 
     #[test]
@@ -592,9 +632,58 @@ mod tests {
             (tail / -7.619853024160526e-23 - 1.0).abs() < 1e-13,
             "{tail}"
         );
-        // f32 goes through the same f64 kernel
+        // f32 through the f32 kernel
         let y32 = Tensor::from_vec(vec![1.0], &[1]).gelu().item();
         assert!((y32 - 0.841344746068543).abs() < 1e-7);
+    }
+
+    #[test]
+    fn f32_kernels_agree_with_f64_on_contiguous_and_strided_tensors() {
+        // gelu, its fused backward, sigmoid, silu and exp in f32 (the vector_math kernels, on
+        // a tensor big enough to be split over threads, and on a transposed view) against the
+        // f64 ops on the same values, within a few f32 ulps
+        type Op = fn(&Tensor) -> Tensor;
+        let gelu_grad = |x: &Tensor| {
+            let x = x.detach().requires_grad();
+            x.gelu().sum().backward();
+            x.grad().unwrap()
+        };
+        let ulp = |m: f64| f32::EPSILON as f64 * m.abs().max(f32::MIN_POSITIVE as f64);
+        let eight_ulps = |w: f64, _x: f64| 8.0 * ulp(w);
+        // rounding x/√2 in f32 moves Φ's far tail by about x² ulps
+        let gelu_tol = |w: f64, x: f64| (8.0 + x * x) * ulp(w);
+        // Φ + x φ cancels around x = -0.75: its error scales with the terms
+        let gelu_grad_tol =
+            |_w: f64, x: f64| (8.0 + x * x) * ulp(normal_cdf(x) + (x * super::normal_pdf(x)).abs());
+        // (name, op, scale of the standard normal inputs, tolerance at (f64 result, x))
+        type Tol<'a> = &'a dyn Fn(f64, f64) -> f64;
+        let ops: [(&str, Op, f64, Tol); 6] = [
+            ("gelu", |x| x.gelu(), 4.0, &gelu_tol),
+            ("sigmoid", |x| x.sigmoid(), 4.0, &eight_ulps),
+            ("silu", |x| x.silu(), 4.0, &eight_ulps),
+            ("exp", |x| x.exp(), 4.0, &eight_ulps),
+            ("gelu_backward", gelu_grad, 4.0, &gelu_grad_tol),
+            ("sigmoid tail", |x| x.sigmoid(), 100.0, &eight_ulps),
+        ];
+        for (name, f, scale, tol) in ops {
+            let x32 = (randn64(&[300, 200], 7) * scale).to_dtype(DType::F32);
+            let x64 = x32.to_dtype(DType::F64);
+            let xs = x64.to_vec::<f64>();
+            let want = f(&x64).to_vec::<f64>();
+            for (layout, x) in [
+                ("contiguous", x32.clone()),
+                ("strided", x32.t().contiguous().t()),
+            ] {
+                let got = f(&x).to_vec::<f32>();
+                for ((g, w), x) in got.iter().zip(&want).zip(&xs) {
+                    let tol = tol(*w, *x);
+                    assert!(
+                        (*g as f64 - w).abs() <= tol,
+                        "{name} ({layout}) at {x}: {g} vs {w}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! exp, log, sqrt, rsqrt.
+//! exp, log, sqrt, rsqrt. f32 `exp` runs the branch-free [`exp_f32`] kernel (within 2 ulp).
 
 use crate::tensor::{Float, Tensor};
 
+use super::vector_math::{exp_f32, Madd};
 use super::{unary, Needs, Unary};
 
 #[derive(Clone, Copy)]
@@ -19,6 +20,11 @@ impl Unary for Exp {
     const FUSED: bool = true;
     fn dfdx<F: Float>(&self, y: F) -> F {
         y
+    }
+    const KERNEL: bool = true;
+    #[inline(always)]
+    fn f32<M: Madd>(&self, x: f32) -> f32 {
+        exp_f32::<M>(x)
     }
 }
 

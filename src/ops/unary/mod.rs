@@ -16,6 +16,7 @@ use ndarray::Zip;
 use crate::autograd::function::Op;
 use crate::autograd::tape::Attr;
 use crate::tensor::{Data, Float, Storage, Tensor};
+use vector_math::{Kernel, Kernel2, Madd};
 
 /// Tensors with at least this many elements are processed on all cores.
 pub(crate) const PAR_THRESHOLD: usize = 1 << 15;
@@ -62,6 +63,49 @@ pub(crate) trait Unary: Clone + Send + Sync + 'static {
     fn attrs(&self) -> Vec<(&'static str, Attr)> {
         Vec::new()
     }
+    /// Whether f32 tensors go through [`Unary::f32`] rather than `f`: for ops with f32 math of
+    /// their own (`exp`, `erfc`), run as a [`vector_math`] kernel built for each instruction set
+    /// (strided inputs are copied to a contiguous block first).
+    const KERNEL: bool = false;
+    /// The function on one f32, its multiply-adds through `M` (called when [`Unary::KERNEL`]).
+    #[inline(always)]
+    fn f32<M: Madd>(&self, x: f32) -> f32 {
+        self.f(x)
+    }
+    /// `g · f'(saved)` on f32, its multiply-adds through `M` (called when [`Unary::KERNEL`] and
+    /// [`Unary::FUSED`]).
+    #[inline(always)]
+    fn fused_grad_f32<M: Madd>(&self, saved: f32, g: f32) -> f32 {
+        self.fused_grad(saved, g)
+    }
+}
+
+/// [`Unary::f32`] as a kernel.
+struct ForwardKernel<'a, U>(&'a U);
+
+impl<U: Unary> Kernel for ForwardKernel<'_, U> {
+    #[inline(always)]
+    fn eval<M: Madd>(&self, x: f32) -> f32 {
+        self.0.f32::<M>(x)
+    }
+}
+
+/// [`Unary::fused_grad_f32`] as a kernel.
+struct GradKernel<'a, U>(&'a U);
+
+impl<U: Unary> Kernel2 for GradKernel<'_, U> {
+    #[inline(always)]
+    fn eval<M: Madd>(&self, saved: f32, g: f32) -> f32 {
+        self.0.fused_grad_f32::<M>(saved, g)
+    }
+}
+
+/// The elements of `a` in row-major order: borrowed when contiguous, else copied.
+fn row_major(a: &Storage<f32>) -> std::borrow::Cow<'_, [f32]> {
+    match a.as_slice() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(a.iter().copied().collect()),
+    }
 }
 
 /// Applies `f` to every element, on all cores for large arrays (contiguous arrays through the
@@ -82,6 +126,11 @@ pub(crate) fn map_float<F: Float>(a: &Storage<F>, f: impl Fn(F) -> F + Sync + Se
 fn fused_grad<U: Unary>(op: &U, saved: &Tensor, g: &Tensor) -> Tensor {
     let out = saved.with_data(|ds| {
         g.with_data(|dg| match (ds, dg) {
+            (Data::F32(s), Data::F32(g)) if U::KERNEL && s.shape() == g.shape() => {
+                let par = crate::parallel::worth_splitting(s.len(), PAR_THRESHOLD);
+                let v = vector_math::zip_kernel(&row_major(s), &row_major(g), par, &GradKernel(op));
+                Data::F32(Storage::from_shape_vec(s.raw_dim(), v).expect("same length"))
+            }
             (Data::F32(s), Data::F32(g)) => Data::F32(crate::ops::binary::zip_broadcast(
                 s,
                 g,
@@ -110,12 +159,17 @@ pub(crate) fn unary<U: Unary>(x: &Tensor, op: U) -> Tensor {
     for (k, v) in op.attrs() {
         rec = rec.attr(k, v);
     }
-    let out = x.with_data(|d| {
-        crate::with_float!(d, U::NAME, |a: F| Data::from(map_float(
+    let out = x.with_data(|d| match d {
+        Data::F32(a) if U::KERNEL => {
+            let par = crate::parallel::worth_splitting(a.len(), PAR_THRESHOLD);
+            let v = vector_math::map_kernel(&row_major(a), par, &ForwardKernel(&op));
+            Data::F32(Storage::from_shape_vec(a.raw_dim(), v).expect("same length"))
+        }
+        d => crate::with_float!(d, U::NAME, |a: F| Data::from(map_float(
             a,
             #[inline(always)]
             |v: F| op.f(v)
-        )))
+        ))),
     });
     let rec = match U::NEEDS {
         Needs::Input => rec.save(x),

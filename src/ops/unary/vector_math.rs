@@ -1,9 +1,17 @@
 //! Elementwise loops that vectorise, and branch-free f32 `exp` and `erfc` for them.
 //!
-//! [`map_slice`] and [`zip_slices`] run a per-element function over contiguous slices, compiled
+//! [`map_slice`] and [`zip_slices`] run a per-element closure over contiguous slices, compiled
 //! twice: for the crate's baseline target and, chosen at run time, for AVX2 + FMA (twice the
 //! lanes of the SSE2 baseline). Results are the same on both paths (Rust never fuses a multiply
 //! and an add on its own).
+//!
+//! [`map_kernel`] and [`zip_kernel`] run a [`Kernel`]: an f32 function whose multiply-adds go
+//! through a [`Madd`], so that each path gets its best arithmetic. They are compiled three
+//! times: for AVX-512 and for AVX2, both with fused multiply-adds (one instruction, one
+//! rounding), and for the baseline, with separate ones where the baseline has no FMA (x86-64
+//! before Haswell: `mul_add` would be a library call there). A kernel gives the same bits on
+//! the AVX-512 and AVX2 paths and at any thread count; the baseline of an x86-64 CPU without
+//! FMA may differ in the last bit, as PyTorch's CPU kernels differ between instruction sets.
 //!
 //! `f32::exp` and `libm::erfcf` are calls per element, which keeps the compiler from vectorising
 //! a loop; on a transformer block the exact GELU spent a third of the step in them. [`exp_f32`]
@@ -67,6 +75,30 @@ fn fill2_avx2<A: Copy, B: Copy, C>(
     fill2(x, y, out, f)
 }
 
+/// A vector of `len` values written by `fill(start, out)` for consecutive blocks
+/// `out = v[start..start + out.len()]`: one block, or chunks of [`CHUNK`] over tapegrad's threads
+/// when `parallel`.
+fn fill_vec<T: Send>(
+    len: usize,
+    parallel: bool,
+    fill: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync,
+) -> Vec<T> {
+    let mut v = Vec::with_capacity(len);
+    let out = &mut v.spare_capacity_mut()[..len];
+    if parallel {
+        crate::parallel::install(|| {
+            out.par_chunks_mut(CHUNK)
+                .enumerate()
+                .for_each(|(i, o)| fill(i * CHUNK, o))
+        });
+    } else {
+        fill(0, out);
+    }
+    // SAFETY: `fill` wrote every one of the first len slots.
+    unsafe { v.set_len(len) };
+    v
+}
+
 /// `f` over every element of `x`, vectorised (AVX2 when the CPU has it) and split over tapegrad's
 /// threads when `parallel`.
 pub(crate) fn map_slice<A, B>(x: &[A], parallel: bool, f: impl Fn(A) -> B + Sync) -> Vec<B>
@@ -75,7 +107,8 @@ where
     B: Send,
 {
     let avx2 = has_avx2();
-    let run = |x: &[A], out: &mut [MaybeUninit<B>]| {
+    fill_vec(x.len(), parallel, |start, out| {
+        let x = &x[start..start + out.len()];
         #[cfg(target_arch = "x86_64")]
         if avx2 {
             // SAFETY: the CPU was checked for AVX2 and FMA.
@@ -83,21 +116,7 @@ where
         }
         let _ = avx2;
         fill(x, out, &f)
-    };
-    let mut v = Vec::with_capacity(x.len());
-    let out = &mut v.spare_capacity_mut()[..x.len()];
-    if parallel {
-        crate::parallel::install(|| {
-            out.par_chunks_mut(CHUNK)
-                .zip(x.par_chunks(CHUNK))
-                .for_each(|(o, x)| run(x, o))
-        });
-    } else {
-        run(x, out);
-    }
-    // SAFETY: every one of the first x.len() slots was written above.
-    unsafe { v.set_len(x.len()) };
-    v
+    })
 }
 
 /// `f` over the pairs of `x` and `y` (of equal lengths), as [`map_slice`].
@@ -117,7 +136,8 @@ where
 {
     assert_eq!(x.len(), y.len(), "zip_slices: lengths differ");
     let avx2 = has_avx2();
-    let run = |x: &[A], y: &[B], out: &mut [MaybeUninit<C>]| {
+    fill_vec(x.len(), parallel, |start, out| {
+        let (x, y) = (&x[start..start + out.len()], &y[start..start + out.len()]);
         #[cfg(target_arch = "x86_64")]
         if avx2 {
             // SAFETY: the CPU was checked for AVX2 and FMA.
@@ -125,21 +145,163 @@ where
         }
         let _ = avx2;
         fill2(x, y, out, &f)
-    };
-    let mut v = Vec::with_capacity(x.len());
-    let out = &mut v.spare_capacity_mut()[..x.len()];
-    if parallel {
-        crate::parallel::install(|| {
-            out.par_chunks_mut(CHUNK)
-                .zip(x.par_chunks(CHUNK).zip(y.par_chunks(CHUNK)))
-                .for_each(|(o, (x, y))| run(x, y, o))
-        });
-    } else {
-        run(x, y, out);
+    })
+}
+
+// ----- kernels: f32 functions compiled for each instruction set ----------------------------
+
+/// How the f32 math of a [`Kernel`] evaluates `a·b + c`.
+pub(crate) trait Madd {
+    /// `a·b + c`.
+    fn madd(a: f32, b: f32, c: f32) -> f32;
+    /// `a·b` as `hi + lo` exactly (`hi` the rounded product).
+    fn two_prod(a: f32, b: f32) -> (f32, f32);
+}
+
+/// One rounding (`mul_add`): a single instruction on CPUs with FMA.
+pub(crate) struct Fused;
+
+impl Madd for Fused {
+    #[inline(always)]
+    fn madd(a: f32, b: f32, c: f32) -> f32 {
+        a.mul_add(b, c)
     }
-    // SAFETY: every one of the first x.len() slots was written above.
-    unsafe { v.set_len(x.len()) };
-    v
+    #[inline(always)]
+    fn two_prod(a: f32, b: f32) -> (f32, f32) {
+        let hi = a * b;
+        (hi, a.mul_add(b, -hi))
+    }
+}
+
+/// A multiply, then an add (two roundings), for CPUs without FMA.
+pub(crate) struct Separate;
+
+impl Madd for Separate {
+    #[inline(always)]
+    fn madd(a: f32, b: f32, c: f32) -> f32 {
+        a * b + c
+    }
+    /// Dekker's product: each factor split into 12 + 12 bits, whose partial products are exact.
+    #[inline(always)]
+    fn two_prod(a: f32, b: f32) -> (f32, f32) {
+        let split = |v: f32| {
+            let hi = f32::from_bits(v.to_bits() & 0xffff_f000);
+            (hi, v - hi)
+        };
+        let ((ah, al), (bh, bl)) = (split(a), split(b));
+        let hi = a * b;
+        (hi, ((ah * bh - hi) + ah * bl + al * bh) + al * bl)
+    }
+}
+
+/// The multiply-add of the baseline build: fused where FMA is part of it (aarch64, or an x86-64
+/// build with `-C target-feature=+fma`), separate elsewhere.
+#[cfg(any(target_arch = "aarch64", target_feature = "fma"))]
+type BaseMadd = Fused;
+#[cfg(not(any(target_arch = "aarch64", target_feature = "fma")))]
+type BaseMadd = Separate;
+
+/// An f32 function of one value, generic over its multiply-add.
+pub(crate) trait Kernel: Sync {
+    fn eval<M: Madd>(&self, x: f32) -> f32;
+}
+
+/// An f32 function of two values, generic over its multiply-add.
+pub(crate) trait Kernel2: Sync {
+    fn eval<M: Madd>(&self, x: f32, y: f32) -> f32;
+}
+
+/// The instruction sets the kernels are compiled for.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Isa {
+    Avx512,
+    Avx2,
+    Base,
+}
+
+/// The widest instruction set of this CPU that the kernels have a version for.
+fn isa() -> Isa {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return Isa::Avx512;
+        }
+        if has_avx2() {
+            return Isa::Avx2;
+        }
+    }
+    Isa::Base
+}
+
+#[inline(always)]
+fn fill_kernel<K: Kernel, M: Madd>(x: &[f32], out: &mut [MaybeUninit<f32>], k: &K) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        o.write(k.eval::<M>(v));
+    }
+}
+
+#[inline(always)]
+fn fill_kernel2<K: Kernel2, M: Madd>(x: &[f32], y: &[f32], out: &mut [MaybeUninit<f32>], k: &K) {
+    for ((o, &p), &q) in out.iter_mut().zip(x).zip(y) {
+        o.write(k.eval::<M>(p, q));
+    }
+}
+
+/// Defines the AVX-512 and AVX2 versions of a fill function.
+macro_rules! isa_versions {
+    ($fill:ident, $avx512:ident, $avx2:ident, $K:ident, ($($arg:ident: $T:ty),*)) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        fn $avx512<K: $K>($($arg: $T),*) {
+            $fill::<K, Fused>($($arg),*)
+        }
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        fn $avx2<K: $K>($($arg: $T),*) {
+            $fill::<K, Fused>($($arg),*)
+        }
+    };
+}
+isa_versions!(fill_kernel, fill_kernel_avx512, fill_kernel_avx2, Kernel,
+    (x: &[f32], out: &mut [MaybeUninit<f32>], k: &K));
+isa_versions!(fill_kernel2, fill_kernel2_avx512, fill_kernel2_avx2, Kernel2,
+    (x: &[f32], y: &[f32], out: &mut [MaybeUninit<f32>], k: &K));
+
+/// `k` over every element of `x`, in the version for this CPU's widest vectors, split over
+/// tapegrad's threads when `parallel`.
+pub(crate) fn map_kernel<K: Kernel>(x: &[f32], parallel: bool, k: &K) -> Vec<f32> {
+    let isa = isa();
+    fill_vec(x.len(), parallel, |start, out| {
+        let x = &x[start..start + out.len()];
+        match isa {
+            // SAFETY: isa() checked the CPU for these features.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { fill_kernel_avx512(x, out, k) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { fill_kernel_avx2(x, out, k) },
+            _ => fill_kernel::<K, BaseMadd>(x, out, k),
+        }
+    })
+}
+
+/// `k` over the pairs of `x` and `y`, as [`map_kernel`].
+///
+/// # Panics
+/// If the lengths differ.
+pub(crate) fn zip_kernel<K: Kernel2>(x: &[f32], y: &[f32], parallel: bool, k: &K) -> Vec<f32> {
+    assert_eq!(x.len(), y.len(), "zip_kernel: lengths differ");
+    let isa = isa();
+    fill_vec(x.len(), parallel, |start, out| {
+        let (x, y) = (&x[start..start + out.len()], &y[start..start + out.len()]);
+        match isa {
+            // SAFETY: isa() checked the CPU for these features.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { fill_kernel2_avx512(x, y, out, k) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { fill_kernel2_avx2(x, y, out, k) },
+            _ => fill_kernel2::<K, BaseMadd>(x, y, out, k),
+        }
+    })
 }
 
 /// `e^x` in f32: Cody–Waite reduction `x = n ln 2 + r`, a degree-6 polynomial for `e^r` on
@@ -147,15 +309,15 @@ where
 /// so that results near the overflow and in the subnormal range are right. Relative error under
 /// 2 ulp; `inf` above 88.72, `0` below -103.97, NaN for NaN.
 #[inline(always)]
-pub(crate) fn exp_f32(x: f32) -> f32 {
-    exp_split(x, 0.0)
+pub(crate) fn exp_f32<M: Madd>(x: f32) -> f32 {
+    exp_split::<M>(x, 0.0)
 }
 
 /// `e^(hi + lo)` for a `hi` known exactly and a small correction `lo`: the reduction subtracts
-/// `n ln 2` from `hi` alone (exactly, for the `hi` of [`erfc_f32`]) before adding `lo`, so the
-/// rounding of `hi + lo` never shows. With `lo = 0` this is [`exp_f32`].
+/// `n ln 2` from `hi` alone (exactly: `n · LN2_HI` has few bits and lies close to `hi`) before
+/// adding `lo`, so the rounding of `hi + lo` never shows. With `lo = 0` this is [`exp_f32`].
 #[inline(always)]
-fn exp_split(hi: f32, lo: f32) -> f32 {
+fn exp_split<M: Madd>(hi: f32, lo: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
@@ -165,16 +327,16 @@ fn exp_split(hi: f32, lo: f32) -> f32 {
     // max/min (unlike clamp) turn a NaN into a bound, so n below is always a small integer
     #[allow(clippy::manual_clamp)] // clamp would keep the NaN
     let xc = x.max(-104.0).min(89.0);
-    let n = (xc * LOG2E + ROUND) - ROUND;
+    let n = M::madd(xc, LOG2E, ROUND) - ROUND;
     // out of range, r is meaningless, and the result is replaced below
-    let r = ((hi - n * LN2_HI) + lo) - n * LN2_LO;
+    let r = M::madd(-n, LN2_LO, M::madd(-n, LN2_HI, hi) + lo);
     let p = 1.987_569_1e-4_f32;
-    let p = p * r + 1.398_199_9e-3;
-    let p = p * r + 8.333_452e-3;
-    let p = p * r + 4.166_579_6e-2;
-    let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 0.5;
-    let y = p * r * r + r + 1.0;
+    let p = M::madd(p, r, 1.398_199_9e-3);
+    let p = M::madd(p, r, 8.333_452e-3);
+    let p = M::madd(p, r, 4.166_579_6e-2);
+    let p = M::madd(p, r, 1.666_666_5e-1);
+    let p = M::madd(p, r, 0.5);
+    let y = M::madd(p * r, r, r) + 1.0;
     // 2^n as 2^h · 2^(n-h), each factor a normal f32
     // SAFETY: n is an integer in [-151, 129] (x was clamped), so it fits an i32
     let n: i32 = unsafe { n.to_int_unchecked() };
@@ -191,25 +353,23 @@ fn exp_split(hi: f32, lo: f32) -> f32 {
 }
 
 /// The pieces of `erfc(|z|)` (Numerical Recipes' `erfcc`: `t e^(-z² + P(t))` with
-/// `t = 1 / (1 + |z|/2)`): `t`, `P(t)`, and `z²` as the exact `hi` plus a small `lo` (Dekker's
-/// split of `|z|` into 12 + 12 bits).
+/// `t = 1 / (1 + |z|/2)`): `t`, `P(t)`, and `z²` exactly as `hi + lo`.
 #[inline(always)]
-fn erfc_parts(z: f32) -> (f32, f32, f32, f32) {
+fn erfc_parts<M: Madd>(z: f32) -> (f32, f32, f32, f32) {
     let a = z.abs();
-    let t = 1.0 / (1.0 + 0.5 * a);
+    let t = 1.0 / M::madd(0.5, a, 1.0);
     let p = 0.170_872_77_f32;
-    let p = p * t - 0.822_152_23;
-    let p = p * t + 1.488_515_9;
-    let p = p * t - 1.135_204;
-    let p = p * t + 0.278_868_07;
-    let p = p * t - 0.186_288_06;
-    let p = p * t + 0.096_784_18;
-    let p = p * t + 0.374_091_96;
-    let p = p * t + 1.000_023_7;
-    let p = p * t - 1.265_512_2;
-    let a_hi = f32::from_bits(a.to_bits() & 0xffff_f000);
-    let a_lo = a - a_hi;
-    (t, p, a_hi * a_hi, a_lo * (a + a_hi))
+    let p = M::madd(p, t, -0.822_152_23);
+    let p = M::madd(p, t, 1.488_515_9);
+    let p = M::madd(p, t, -1.135_204);
+    let p = M::madd(p, t, 0.278_868_07);
+    let p = M::madd(p, t, -0.186_288_06);
+    let p = M::madd(p, t, 0.096_784_18);
+    let p = M::madd(p, t, 0.374_091_96);
+    let p = M::madd(p, t, 1.000_023_7);
+    let p = M::madd(p, t, -1.265_512_2);
+    let (sq_hi, sq_lo) = M::two_prod(a, a);
+    (t, p, sq_hi, sq_lo)
 }
 
 /// `erfc(|z|)` reflected to `erfc(z)` by `erfc(-z) = 2 - erfc(z)`.
@@ -227,13 +387,13 @@ fn reflect(z: f32, erfc_abs: f32) -> f32 {
 /// reflected by `erfc(-z) = 2 - erfc(z)`. `z²` is formed exactly (as `hi + lo`) so that the far
 /// tail keeps its relative precision. Within a few ulp everywhere.
 #[inline(always)]
-pub(crate) fn erfc_f32(z: f32) -> f32 {
-    let (t, p, sq_hi, sq_lo) = erfc_parts(z);
+pub(crate) fn erfc_f32<M: Madd>(z: f32) -> f32 {
+    let (t, p, sq_hi, sq_lo) = erfc_parts::<M>(z);
     // beyond 10.1 erfc is below the smallest f32 (and inf - inf would give NaN)
     let r = if z.abs() > 10.1 {
         0.0
     } else {
-        t * exp_split(-sq_hi, p - sq_lo)
+        t * exp_split::<M>(-sq_hi, p - sq_lo)
     };
     reflect(z, r)
 }
@@ -241,11 +401,19 @@ pub(crate) fn erfc_f32(z: f32) -> f32 {
 /// `(erfc(z), e^(-z²))` in f32, sharing the work: the derivative of the exact GELU needs both.
 /// Each within a few ulp (`e^(-z²)` as exact as `z`).
 #[inline(always)]
-pub(crate) fn erfc_and_gauss_f32(z: f32) -> (f32, f32) {
-    let (t, p, sq_hi, sq_lo) = erfc_parts(z);
+pub(crate) fn erfc_and_gauss_f32<M: Madd>(z: f32) -> (f32, f32) {
+    let (t, p, sq_hi, sq_lo) = erfc_parts::<M>(z);
     let far = z.abs() > 10.1;
-    let gauss = if far { 0.0 } else { exp_split(-sq_hi, -sq_lo) };
-    let r = if far { 0.0 } else { t * gauss * exp_f32(p) };
+    let gauss = if far {
+        0.0
+    } else {
+        exp_split::<M>(-sq_hi, -sq_lo)
+    };
+    let r = if far {
+        0.0
+    } else {
+        t * gauss * exp_f32::<M>(p)
+    };
     (reflect(z, r), gauss)
 }
 
@@ -269,13 +437,21 @@ mod tests {
 
     #[test]
     fn exp_is_within_two_ulps_over_the_whole_finite_range() {
-        let xs = (0..=400_000).map(|i| -87.0 + i as f32 * (175.7 / 400_000.0));
-        let worst = max_ulps(xs, exp_f32, f64::exp);
-        assert!(worst < 2.0, "{worst} ulps");
+        let xs = || (0..=400_000).map(|i| -87.0 + i as f32 * (175.7 / 400_000.0));
+        let worst = max_ulps(xs(), exp_f32::<Fused>, f64::exp);
+        assert!(worst < 2.0, "fused: {worst} ulps");
+        let worst = max_ulps(xs(), exp_f32::<Separate>, f64::exp);
+        assert!(worst < 2.0, "separate: {worst} ulps");
     }
 
     #[test]
     fn exp_limits_match_std() {
+        exp_limits::<Fused>();
+        exp_limits::<Separate>();
+    }
+
+    fn exp_limits<M: Madd>() {
+        let exp_f32 = exp_f32::<M>;
         assert_eq!(exp_f32(0.0), 1.0);
         assert_eq!(exp_f32(89.0), f32::INFINITY);
         assert_eq!(exp_f32(f32::INFINITY), f32::INFINITY);
@@ -291,6 +467,12 @@ mod tests {
 
     #[test]
     fn erfc_keeps_relative_precision_from_the_left_to_the_far_right_tail() {
+        erfc_precision::<Fused>();
+        erfc_precision::<Separate>();
+    }
+
+    fn erfc_precision<M: Madd>() {
+        let erfc_f32 = erfc_f32::<M>;
         // against the f64 erfc of libm (under 1 ulp of f64)
         let xs = (0..=200_000).map(|i| -6.0 + i as f32 * (15.0 / 200_000.0));
         let worst = max_ulps(xs, erfc_f32, libm::erfc);
@@ -307,6 +489,7 @@ mod tests {
             .map(|i| ((i as f32) * 0.37).sin() * 9.0)
             .collect();
         let y: Vec<f32> = x.iter().map(|v| v * 0.5 - 1.0).collect();
+        let (erfc_f32, exp_f32) = (erfc_f32::<Separate>, exp_f32::<Separate>);
         let f = |v: f32| v * erfc_f32(v) + exp_f32(-v);
         let want: Vec<u32> = x.iter().map(|&v| f(v).to_bits()).collect();
         for parallel in [false, true] {
@@ -325,6 +508,12 @@ mod tests {
 
     #[test]
     fn erfc_and_gauss_agree_with_their_references() {
+        erfc_and_gauss::<Fused>();
+        erfc_and_gauss::<Separate>();
+    }
+
+    fn erfc_and_gauss<M: Madd>() {
+        let erfc_and_gauss_f32 = erfc_and_gauss_f32::<M>;
         let xs = || (0..=100_000).map(|i| -6.0 + i as f32 * (15.0 / 100_000.0));
         let worst = max_ulps(xs(), |z| erfc_and_gauss_f32(z).0, libm::erfc);
         assert!(worst < 6.0, "erfc: {worst} ulps");
@@ -332,5 +521,69 @@ mod tests {
         assert!(worst < 3.0, "e^-z²: {worst} ulps");
         assert_eq!(erfc_and_gauss_f32(f32::INFINITY), (0.0, 0.0));
         assert_eq!(erfc_and_gauss_f32(f32::NEG_INFINITY), (2.0, 0.0));
+    }
+
+    #[test]
+    fn two_prod_is_exact() {
+        for (a, b) in [
+            (1.1f32, 3.7f32),
+            (-7.25e3, 1.0e-3),
+            (0.3, 0.3),
+            (9.99, -10.01),
+        ] {
+            let want = a as f64 * b as f64;
+            for (hi, lo) in [Fused::two_prod(a, b), Separate::two_prod(a, b)] {
+                assert_eq!(hi, a * b);
+                assert_eq!(hi as f64 + lo as f64, want, "{a} · {b}");
+            }
+        }
+    }
+
+    struct Gelu;
+    impl Kernel for Gelu {
+        fn eval<M: Madd>(&self, x: f32) -> f32 {
+            x * 0.5 * erfc_f32::<M>(-x * std::f32::consts::FRAC_1_SQRT_2)
+        }
+    }
+    struct Mix;
+    impl Kernel2 for Mix {
+        fn eval<M: Madd>(&self, x: f32, y: f32) -> f32 {
+            M::madd(x, exp_f32::<M>(y), y)
+        }
+    }
+
+    #[test]
+    fn kernels_give_the_same_bits_at_any_thread_count_and_on_every_fused_path() {
+        let x: Vec<f32> = (0..100_003)
+            .map(|i| ((i as f32) * 0.37).sin() * 9.0)
+            .collect();
+        let y: Vec<f32> = x.iter().map(|v| v * 0.5 - 1.0).collect();
+        let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+        let serial = bits(map_kernel(&x, false, &Gelu));
+        assert_eq!(bits(map_kernel(&x, true, &Gelu)), serial);
+        let serial2 = bits(zip_kernel(&x, &y, false, &Mix));
+        assert_eq!(bits(zip_kernel(&x, &y, true, &Mix)), serial2);
+        if isa() != Isa::Base || cfg!(target_arch = "aarch64") {
+            // every fused version (AVX-512, AVX2, scalar mul_add) computes the same
+            let plain: Vec<u32> = x.iter().map(|&v| Gelu.eval::<Fused>(v).to_bits()).collect();
+            assert_eq!(serial, plain);
+            let plain2: Vec<u32> = x
+                .iter()
+                .zip(&y)
+                .map(|(&a, &b)| Mix.eval::<Fused>(a, b).to_bits())
+                .collect();
+            assert_eq!(serial2, plain2);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if isa() == Isa::Avx512 {
+            let mut out = vec![MaybeUninit::uninit(); x.len()];
+            // SAFETY: the CPU has AVX2 and FMA (it has AVX-512).
+            unsafe { fill_kernel_avx2(&x, &mut out, &Gelu) };
+            let avx2: Vec<u32> = out
+                .iter()
+                .map(|v| unsafe { v.assume_init() }.to_bits())
+                .collect();
+            assert_eq!(serial, avx2);
+        }
     }
 }
