@@ -399,15 +399,15 @@ fn update_param<R: Rule>(
             }
         }
         if crate::parallel::worth_splitting(param.len(), 2 * PAR_THRESHOLD) {
-            crate::parallel::install(|| par_update(rule, &info, param, grad, buffers));
+            par_update(rule, &info, param, grad, buffers);
         } else {
             with_fma(|| rule.update(&info, param, grad, buffers));
         }
     });
 }
 
-/// Runs `rule.update` over halves of the slices on both cores until the pieces are smaller than
-/// [`PAR_THRESHOLD`] (every rule is elementwise, so the pieces are independent).
+/// Runs `rule.update` over blocks of [`PAR_THRESHOLD`] elements of the slices, spread over
+/// tapegrad's threads (every rule is elementwise, so the blocks are independent).
 fn par_update<R: Rule, F: Float>(
     rule: &R,
     info: &StepInfo,
@@ -415,24 +415,20 @@ fn par_update<R: Rule, F: Float>(
     grad: &[F],
     buffers: [Option<&mut [F]>; MAX_BUFFERS],
 ) {
-    if param.len() < 2 * PAR_THRESHOLD {
-        return with_fma(|| rule.update(info, param, grad, buffers));
-    }
-    let mid = param.len() / 2;
-    let (p1, p2) = param.split_at_mut(mid);
-    let (g1, g2) = grad.split_at(mid);
-    let mut b1: [Option<&mut [F]>; MAX_BUFFERS] = Default::default();
-    let mut b2: [Option<&mut [F]>; MAX_BUFFERS] = Default::default();
+    let mut blocks: Vec<_> = param
+        .chunks_mut(PAR_THRESHOLD)
+        .zip(grad.chunks(PAR_THRESHOLD))
+        .map(|(p, g)| (p, g, <[Option<&mut [F]>; MAX_BUFFERS]>::default()))
+        .collect();
     for (k, b) in buffers.into_iter().enumerate() {
-        if let Some(b) = b {
-            let (x, y) = b.split_at_mut(mid);
-            (b1[k], b2[k]) = (Some(x), Some(y));
+        for (block, part) in blocks
+            .iter_mut()
+            .zip(b.into_iter().flat_map(|b| b.chunks_mut(PAR_THRESHOLD)))
+        {
+            block.2[k] = Some(part);
         }
     }
-    rayon::join(
-        || par_update(rule, info, p1, g1, b1),
-        || par_update(rule, info, p2, g2, b2),
-    );
+    crate::parallel::for_each_item(blocks, |(p, g, b)| with_fma(|| rule.update(info, p, g, b)));
 }
 
 impl<R: Rule> Optimizer for Optim<R> {

@@ -34,12 +34,13 @@ enum Update {
 
 /// Runs `f` on every element of `a` (made unique first), on all cores for large arrays.
 fn map_in_place<T: Copy + Send + Sync>(a: &mut Storage<T>, f: impl Fn(&mut T) + Sync + Send) {
-    let z = Zip::from(a.view_mut());
-    if z.size() >= PAR_THRESHOLD {
-        z.par_for_each(f);
-    } else {
-        z.for_each(f);
+    let mut v = a.view_mut();
+    if !crate::parallel::worth_splitting(v.len(), PAR_THRESHOLD) {
+        return v.map_inplace(f);
     }
+    let (axis, block) = crate::parallel::split_axis(v.shape());
+    let blocks: Vec<_> = v.axis_chunks_iter_mut(ndarray::Axis(axis), block).collect();
+    crate::parallel::for_each_item(blocks, |mut x| x.map_inplace(&f));
 }
 
 /// Runs `f(x, y)` for every element `x` of `a` (made unique first) and the matching element `y`
@@ -50,12 +51,19 @@ fn zip_in_place<T: Copy + Send + Sync>(
     f: impl Fn(&mut T, T) + Sync + Send,
 ) {
     let b = b.broadcast(a.raw_dim()).expect("shapes were checked");
-    let z = Zip::from(a.view_mut()).and(&b);
-    if z.size() >= PAR_THRESHOLD {
-        z.par_for_each(|x, &y| f(x, y));
-    } else {
-        z.for_each(|x, &y| f(x, y));
+    let mut v = a.view_mut();
+    if !crate::parallel::worth_splitting(v.len(), PAR_THRESHOLD) {
+        return Zip::from(v).and(&b).for_each(|x, &y| f(x, y));
     }
+    let (axis, block) = crate::parallel::split_axis(v.shape());
+    let ax = ndarray::Axis(axis);
+    let blocks: Vec<_> = v
+        .axis_chunks_iter_mut(ax, block)
+        .zip(b.axis_chunks_iter(ax, block))
+        .collect();
+    crate::parallel::for_each_item(blocks, |(x, y)| {
+        Zip::from(x).and(&y).for_each(|x, &y| f(x, y))
+    });
 }
 
 fn update<F: Float>(a: &mut Storage<F>, b: &Storage<F>, op: Update) {

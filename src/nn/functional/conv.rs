@@ -12,12 +12,11 @@
 //!
 //! Each op's backward is written with the other two, so the set is closed under differentiation
 //! and `grad(.., create_graph = true)` through a convolution gives exact higher-order gradients.
-//! Samples are spread over both cores (rayon) when the work is large enough.
+//! Samples are spread over tapegrad's threads when the work is large enough.
 
 use std::panic::Location;
 
 use ndarray::{ArrayD, IxDyn};
-use rayon::prelude::*;
 
 use crate::autograd::function::{current_location, Op};
 use crate::autograd::tape::Attr;
@@ -274,10 +273,16 @@ fn per_sample<F: Float>(
     }
     let init = || vec![F::zero(); scratch_len];
     if parallel {
-        crate::parallel::install(|| {
-            out.par_chunks_mut(chunk)
-                .enumerate()
-                .for_each_init(init, |s, (i, c)| f(i, c, s))
+        // blocks of whole samples, a few per thread, each with its own scratch buffer
+        let samples = out.len() / chunk;
+        let per_block = samples
+            .div_ceil(4 * crate::parallel::get_num_threads())
+            .max(1);
+        crate::parallel::for_each_chunk_mut(out, per_block * chunk, true, |start, block| {
+            let mut s = init();
+            for (j, c) in block.chunks_mut(chunk).enumerate() {
+                f(start / chunk + j, c, &mut s)
+            }
         });
     } else {
         let mut s = init();
@@ -439,7 +444,7 @@ impl Pass {
                     acc
                 };
                 let mut parts = if chunks > 1 {
-                    crate::parallel::install(|| (0..chunks).into_par_iter().map(partial).collect())
+                    crate::parallel::map_collect(chunks, true, partial)
                 } else {
                     vec![partial(0)]
                 }

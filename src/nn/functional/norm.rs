@@ -13,7 +13,6 @@ use std::panic::Location;
 
 use ndarray::Dimension as _;
 use ndarray::{ArrayD, ArrayViewD, IxDyn, Zip};
-use rayon::prelude::*;
 
 use crate::autograd::function::Op;
 use crate::autograd::tape::Attr;
@@ -66,7 +65,8 @@ fn row_moments<F: Float>(data: &[F], len: usize) -> Vec<(F, F)> {
         (F::c(mean), F::c(var))
     };
     if crate::parallel::worth_splitting(data.len(), PAR_THRESHOLD) {
-        crate::parallel::install(|| data.par_chunks(len).map(moments).collect())
+        let rows = data.len() / len.max(1);
+        crate::parallel::map_collect(rows, true, |r| moments(&data[r * len..(r + 1) * len]))
     } else {
         data.chunks(len).map(moments).collect()
     }
@@ -79,12 +79,38 @@ fn zip3<F: Float>(
     c: &ArrayViewD<F>,
     f: impl Fn(F, F, F) -> F + Sync + Send,
 ) -> ArrayD<F> {
-    let z = Zip::from(a).and_broadcast(b).and_broadcast(c);
-    if crate::parallel::worth_splitting(a.len(), PAR_THRESHOLD) {
-        crate::parallel::install(|| z.par_map_collect(|&x, &y, &w| f(x, y, w)))
-    } else {
-        z.map_collect(|&x, &y, &w| f(x, y, w))
+    if !crate::parallel::worth_splitting(a.len(), PAR_THRESHOLD) {
+        return Zip::from(a)
+            .and_broadcast(b)
+            .and_broadcast(c)
+            .map_collect(|&x, &y, &w| f(x, y, w));
     }
+    let (bv, cv) = (
+        b.broadcast(a.raw_dim()).expect("norm operands broadcast"),
+        c.broadcast(a.raw_dim()).expect("norm operands broadcast"),
+    );
+    let mut out = ArrayD::<F>::uninit(a.raw_dim());
+    let (axis, block) = crate::parallel::split_axis(a.shape());
+    let ax = ndarray::Axis(axis);
+    let blocks: Vec<_> = out
+        .axis_chunks_iter_mut(ax, block)
+        .zip(a.axis_chunks_iter(ax, block))
+        .zip(
+            bv.axis_chunks_iter(ax, block)
+                .zip(cv.axis_chunks_iter(ax, block)),
+        )
+        .collect();
+    crate::parallel::for_each_item(blocks, |((o, x), (y, w))| {
+        Zip::from(o)
+            .and(&x)
+            .and(&y)
+            .and(&w)
+            .for_each(|o, &x, &y, &w| {
+                o.write(f(x, y, w));
+            })
+    });
+    // SAFETY: the blocks cover the output, and every element of each was written.
+    unsafe { out.assume_init() }
 }
 
 /// `a` with shape `shape`: `a` itself when it already has it (any layout), else a row-major

@@ -15,7 +15,6 @@ use std::panic::Location;
 use std::sync::Arc;
 
 use ndarray::{ArrayD, IxDyn};
-use rayon::prelude::*;
 
 use super::conv::Size2;
 use crate::autograd::function::Op;
@@ -36,10 +35,15 @@ fn per_plane<T: Send>(
         return;
     }
     if crate::parallel::worth_splitting(work, PAR_WORK) {
-        crate::parallel::install(|| {
-            out.par_chunks_mut(chunk)
-                .enumerate()
-                .for_each(|(p, c)| f(p, c))
+        // blocks of whole planes, a few per thread
+        let planes = out.len() / chunk;
+        let per_block = planes
+            .div_ceil(4 * crate::parallel::get_num_threads())
+            .max(1);
+        crate::parallel::for_each_chunk_mut(out, per_block * chunk, true, |start, block| {
+            for (j, c) in block.chunks_mut(chunk).enumerate() {
+                f(start / chunk + j, c)
+            }
         });
     } else {
         out.chunks_mut(chunk).enumerate().for_each(|(p, c)| f(p, c));

@@ -12,7 +12,7 @@ mod compare;
 use ndarray::Dimension as _;
 use std::panic::Location;
 
-use ndarray::{IxDyn, Zip};
+use ndarray::{ArrayD, IxDyn, Zip};
 
 use crate::autograd::function::Op;
 use crate::tensor::args::broadcast_shapes;
@@ -80,23 +80,31 @@ where
     if let Some(out) = zip_slices(a, b, shape, par, &f) {
         return out;
     }
-    if a.shape() == shape && b.shape() == shape {
-        let z = Zip::from(a).and(b);
-        return if par {
-            crate::parallel::install(|| z.par_map_collect(|&x, &y| f(x, y))).into_shared()
-        } else {
-            z.map_collect(|&x, &y| f(x, y)).into_shared()
-        };
-    }
     let sh = IxDyn(shape);
     let av = a.broadcast(sh.clone()).expect("shapes were checked");
     let bv = b.broadcast(sh).expect("shapes were checked");
-    let z = Zip::from(&av).and(&bv);
-    if crate::parallel::worth_splitting(av.len(), PAR_THRESHOLD_CHEAP) {
-        crate::parallel::install(|| z.par_map_collect(|&x, &y| f(x, y))).into_shared()
-    } else {
-        z.map_collect(|&x, &y| f(x, y)).into_shared()
+    if !par {
+        return Zip::from(&av)
+            .and(&bv)
+            .map_collect(|&x, &y| f(x, y))
+            .into_shared();
     }
+    // blocks along the longest axis, one task each
+    let mut out = ArrayD::<C>::uninit(IxDyn(shape));
+    let (axis, block) = crate::parallel::split_axis(shape);
+    let ax = ndarray::Axis(axis);
+    let blocks: Vec<_> = out
+        .axis_chunks_iter_mut(ax, block)
+        .zip(av.axis_chunks_iter(ax, block))
+        .zip(bv.axis_chunks_iter(ax, block))
+        .collect();
+    crate::parallel::for_each_item(blocks, |((o, x), y)| {
+        Zip::from(o).and(&x).and(&y).for_each(|o, &x, &y| {
+            o.write(f(x, y));
+        })
+    });
+    // SAFETY: the blocks cover the output, and every element of each was written.
+    unsafe { out.assume_init() }.into_shared()
 }
 
 /// The row-major fast paths of [`zip_broadcast`], as plain loops over slices (no per-element index

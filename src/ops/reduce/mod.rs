@@ -18,8 +18,7 @@ mod sum;
 mod var;
 
 use ndarray::Dimension as _;
-use ndarray::{aview1, Array2, ArrayView1, ArrayViewMut1, Axis, CowArray, Ix2, IxDyn, Zip};
-use rayon::prelude::*;
+use ndarray::{aview1, Array2, Axis, CowArray, Ix2, IxDyn};
 use std::panic::Location;
 
 use super::unary::PAR_THRESHOLD;
@@ -118,19 +117,11 @@ pub(crate) fn fold_chunks<T: Sync, A: Send>(
     if s.len() <= CHUNK {
         return (!s.is_empty()).then(|| f(s, 0));
     }
-    let parts: Vec<A> = if crate::parallel::worth_splitting(s.len(), PAR_THRESHOLD) {
-        crate::parallel::install(|| {
-            s.par_chunks(CHUNK)
-                .enumerate()
-                .map(|(i, c)| f(c, i * CHUNK))
-                .collect()
-        })
-    } else {
-        s.chunks(CHUNK)
-            .enumerate()
-            .map(|(i, c)| f(c, i * CHUNK))
-            .collect()
-    };
+    let par = crate::parallel::worth_splitting(s.len(), PAR_THRESHOLD);
+    let parts = crate::parallel::map_collect(s.len().div_ceil(CHUNK), par, |i| {
+        let start = i * CHUNK;
+        f(&s[start..s.len().min(start + CHUNK)], start)
+    });
     parts.into_iter().reduce(combine)
 }
 
@@ -182,16 +173,12 @@ where
     U: Clone + Send,
 {
     let l = lanes(a, dims);
-    let rows = Zip::from(l.rows());
-    let f = |r: ArrayView1<T>| f(r.to_slice().expect("lanes are row-major"));
-    let out = if crate::parallel::worth_splitting(a.len(), PAR_THRESHOLD) && l.nrows() > 1 {
-        crate::parallel::install(|| rows.par_map_collect(f))
-    } else {
-        rows.map_collect(f)
-    };
-    out.into_shape_with_order(IxDyn(&reduced_shape(a.shape(), dims, keepdim)))
+    let par = crate::parallel::worth_splitting(a.len(), PAR_THRESHOLD) && l.nrows() > 1;
+    let out = crate::parallel::map_collect(l.nrows(), par, |r| {
+        f(l.row(r).to_slice().expect("lanes are row-major"))
+    });
+    Storage::from_shape_vec(IxDyn(&reduced_shape(a.shape(), dims, keepdim)), out)
         .expect("reduce_lanes: sizes match")
-        .into_shared()
 }
 
 /// Maps each lane of `a` over `dims` (see [`lanes`]) to a lane of the same length with
@@ -207,18 +194,17 @@ where
 {
     let l = lanes(a, dims);
     let mut out = Array2::<T>::default(l.raw_dim());
-    let z = Zip::from(out.rows_mut()).and(l.rows());
-    let f = |mut o: ArrayViewMut1<T>, i: ArrayView1<T>| {
-        f(
-            i.to_slice().expect("lanes are row-major"),
-            o.as_slice_mut().expect("lanes are row-major"),
-        )
-    };
-    if a.len() >= PAR_THRESHOLD && l.nrows() > 1 {
-        z.par_for_each(f);
-    } else {
-        z.for_each(f);
-    }
+    let (rows, n) = l.dim();
+    let par = crate::parallel::worth_splitting(a.len(), PAR_THRESHOLD) && rows > 1;
+    // blocks of whole lanes, a few per thread
+    let per_block = rows.div_ceil(4 * crate::parallel::get_num_threads()).max(1);
+    let out_slice = out.as_slice_mut().expect("a new array is row-major");
+    crate::parallel::for_each_chunk_mut(out_slice, (per_block * n).max(1), par, |start, o| {
+        let first = start / n.max(1);
+        for (j, o) in o.chunks_mut(n.max(1)).enumerate() {
+            f(l.row(first + j).to_slice().expect("lanes are row-major"), o)
+        }
+    });
     let order = lane_order(a.ndim(), dims);
     let permuted: Vec<usize> = order.iter().map(|&d| a.shape()[d]).collect();
     let mut inverse = vec![0; order.len()];

@@ -133,7 +133,6 @@ fn gather_kernel<T: Copy + Send + Sync>(
     dim: usize,
     idx: &Storage<i64>,
 ) -> Storage<T> {
-    use rayon::prelude::*;
     let (src, ix) = (a.as_standard_layout(), idx.as_standard_layout());
     let (src, ix) = (
         src.as_slice().expect("standard"),
@@ -141,11 +140,8 @@ fn gather_kernel<T: Copy + Send + Sync>(
     );
     let (shape, strides) = (idx.shape(), row_major_strides(a.shape()));
     let read = |j: usize| src[offset(j, shape, &strides, Some((dim, ix[j] as usize)))];
-    let out: Vec<T> = if crate::parallel::worth_splitting(ix.len(), PAR_THRESHOLD) {
-        crate::parallel::install(|| (0..ix.len()).into_par_iter().map(read).collect())
-    } else {
-        (0..ix.len()).map(read).collect()
-    };
+    let par = crate::parallel::worth_splitting(ix.len(), PAR_THRESHOLD);
+    let out: Vec<T> = crate::parallel::map_collect(ix.len(), par, read);
     ArrayD::from_shape_vec(IxDyn(shape), out)
         .expect("one value per index")
         .into_shared()

@@ -116,7 +116,21 @@ pub(crate) fn map_float<F: Float>(a: &Storage<F>, f: impl Fn(F) -> F + Sync + Se
         let v = vector_math::map_slice(s, par, f);
         Storage::from_shape_vec(a.raw_dim(), v).expect("same length")
     } else if par {
-        crate::parallel::install(|| Zip::from(a).par_map_collect(|&x| f(x))).into_shared()
+        // strided: copied to row-major order in blocks along the longest axis, mapped there
+        let mut out = ndarray::ArrayD::<F>::uninit(a.raw_dim());
+        let (axis, block) = crate::parallel::split_axis(a.shape());
+        let ax = ndarray::Axis(axis);
+        let blocks: Vec<_> = out
+            .axis_chunks_iter_mut(ax, block)
+            .zip(a.axis_chunks_iter(ax, block))
+            .collect();
+        crate::parallel::for_each_item(blocks, |(o, x)| {
+            Zip::from(o).and(&x).for_each(|o, &x| {
+                o.write(f(x));
+            })
+        });
+        // SAFETY: the blocks cover the output, and every element of each was written.
+        unsafe { out.assume_init() }.into_shared()
     } else {
         a.mapv(f).into_shared()
     }

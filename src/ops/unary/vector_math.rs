@@ -20,8 +20,6 @@
 
 use std::mem::MaybeUninit;
 
-use rayon::prelude::*;
-
 /// Elements per parallel chunk of [`map_slice`] and [`zip_slices`].
 const CHUNK: usize = 1 << 14;
 
@@ -76,27 +74,13 @@ fn fill2_avx2<A: Copy, B: Copy, C>(
 }
 
 /// A vector of `len` values written by `fill(start, out)` for consecutive blocks
-/// `out = v[start..start + out.len()]`: one block, or chunks of [`CHUNK`] over tapegrad's threads
-/// when `parallel`.
+/// `out = v[start..start + out.len()]` of [`CHUNK`], over tapegrad's threads when `parallel`.
 fn fill_vec<T: Send>(
     len: usize,
     parallel: bool,
     fill: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync,
 ) -> Vec<T> {
-    let mut v = Vec::with_capacity(len);
-    let out = &mut v.spare_capacity_mut()[..len];
-    if parallel {
-        crate::parallel::install(|| {
-            out.par_chunks_mut(CHUNK)
-                .enumerate()
-                .for_each(|(i, o)| fill(i * CHUNK, o))
-        });
-    } else {
-        fill(0, out);
-    }
-    // SAFETY: `fill` wrote every one of the first len slots.
-    unsafe { v.set_len(len) };
-    v
+    crate::parallel::fill_vec(len, CHUNK, parallel, fill)
 }
 
 /// `f` over every element of `x`, vectorised (AVX2 when the CPU has it) and split over tapegrad's
