@@ -348,15 +348,23 @@ pub(crate) fn for_each_item<T: Send>(items: Vec<T>, f: impl Fn(T) + Sync) {
     });
 }
 
-/// Where to cut an n-d array of `shape` into blocks for the threads: `(axis, block length)`
-/// along its longest axis, about four blocks per thread.
+/// Where to cut an n-d array of `shape` into blocks for the threads: `(axis, block length)`.
+/// The outermost axis long enough for two blocks per thread (so that row-major blocks stay
+/// contiguous), else the longest; about four blocks per thread.
 pub(crate) fn split_axis(shape: &[usize]) -> (usize, usize) {
+    let threads = get_num_threads();
     let (axis, &len) = shape
         .iter()
         .enumerate()
-        .max_by_key(|&(i, &n)| (n, std::cmp::Reverse(i)))
+        .find(|&(_, &n)| n >= 2 * threads)
+        .or_else(|| {
+            shape
+                .iter()
+                .enumerate()
+                .max_by_key(|&(i, &n)| (n, std::cmp::Reverse(i)))
+        })
         .unwrap_or((0, &1));
-    (axis, len.div_ceil(4 * get_num_threads()).max(1))
+    (axis, len.div_ceil(4 * threads).max(1))
 }
 
 /// Raw pointers are not `Sync`; tasks writing disjoint parts of one buffer share its address.

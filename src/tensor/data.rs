@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use ndarray::{ArcArray, IxDyn};
+use ndarray::{ArcArray, ArrayD, IxDyn};
 
 /// An n-dimensional, shared, copy-on-write array of `T`.
 pub type Storage<T> = ArcArray<T, IxDyn>;
@@ -168,7 +168,7 @@ impl Data {
                 if $a.is_standard_layout() {
                     Data::$v($a.clone())
                 } else {
-                    Data::$v($a.as_standard_layout().into_owned().into_shared())
+                    Data::$v(row_major_copy($a))
                 }
             };
         }
@@ -179,6 +179,30 @@ impl Data {
             Data::Bool(a) => std_layout!(Bool, a),
         }
     }
+}
+
+/// Arrays with at least this many elements are copied to row-major order on all threads.
+const PAR_COPY: usize = 1 << 15;
+
+/// A row-major copy of `a` (of any layout), in blocks over tapegrad's threads when large.
+pub(crate) fn row_major_copy<T: Copy + Send + Sync>(a: &Storage<T>) -> Storage<T> {
+    if !crate::parallel::worth_splitting(a.len(), PAR_COPY) {
+        return a.as_standard_layout().into_owned().into_shared();
+    }
+    let mut out = ArrayD::<T>::uninit(a.raw_dim());
+    let (axis, block) = crate::parallel::split_axis(a.shape());
+    let ax = ndarray::Axis(axis);
+    let blocks: Vec<_> = out
+        .axis_chunks_iter_mut(ax, block)
+        .zip(a.axis_chunks_iter(ax, block))
+        .collect();
+    crate::parallel::for_each_item(blocks, |(mut o, x)| {
+        ndarray::Zip::from(&mut o).and(&x).for_each(|o, &x| {
+            o.write(x);
+        })
+    });
+    // SAFETY: the blocks cover the output, and every element of each was written.
+    unsafe { out.assume_init() }.into_shared()
 }
 
 /// A type that can be stored in a tensor: `f32`, `f64`, `i64` or `bool`.

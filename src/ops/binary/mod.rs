@@ -22,7 +22,7 @@ pub(crate) use arith::{Add, Div, Mul, Sub};
 
 /// Binary arithmetic is memory-bound: below this many elements a second thread costs more than
 /// it saves (measured with `scripts/compare_pytorch.py`; transcendental unary ops split earlier).
-pub(crate) const PAR_THRESHOLD_CHEAP: usize = 1 << 18;
+pub(crate) const PAR_THRESHOLD_CHEAP: usize = 1 << 16;
 
 /// The tensors a binary backward rule may read. Only those the op asked for are present.
 pub(crate) struct Saved2 {
@@ -140,24 +140,45 @@ where
             #[inline(always)]
             |p, q| (*f)(p, q),
         )
-    } else if par {
-        return None;
     } else if x.len() == len && a.shape() == shape && !y.is_empty() && suffix(b.shape()) {
-        let mut v = Vec::with_capacity(len);
-        for row in x.chunks_exact(y.len()) {
-            v.extend(row.iter().zip(y).map(|(&p, &q)| f(p, q)));
-        }
-        v
+        repeated_rows(len, y.len(), par, |start, o| {
+            let rows = x[start..start + o.len()].chunks_exact(y.len());
+            for (o, row) in o.chunks_exact_mut(y.len()).zip(rows) {
+                for ((o, &p), &q) in o.iter_mut().zip(row).zip(y) {
+                    o.write(f(p, q));
+                }
+            }
+        })
     } else if y.len() == len && b.shape() == shape && !x.is_empty() && suffix(a.shape()) {
-        let mut v = Vec::with_capacity(len);
-        for row in y.chunks_exact(x.len()) {
-            v.extend(x.iter().zip(row).map(|(&p, &q)| f(p, q)));
-        }
-        v
+        repeated_rows(len, x.len(), par, |start, o| {
+            let rows = y[start..start + o.len()].chunks_exact(x.len());
+            for (o, row) in o.chunks_exact_mut(x.len()).zip(rows) {
+                for ((o, &p), &q) in o.iter_mut().zip(x).zip(row) {
+                    o.write(f(p, q));
+                }
+            }
+        })
     } else {
         return None;
     };
     Some(Storage::from_shape_vec(IxDyn(shape), v).expect("same length"))
+}
+
+/// A vector of `len` values made of rows of `row` values, written by `fill(start, block)` over
+/// blocks of whole rows, spread over the threads when `par`.
+fn repeated_rows<C: Send>(
+    len: usize,
+    row: usize,
+    par: bool,
+    fill: impl Fn(usize, &mut [std::mem::MaybeUninit<C>]) + Sync,
+) -> Vec<C> {
+    let rows = len / row;
+    let per_block = if par {
+        rows.div_ceil(4 * crate::parallel::get_num_threads())
+    } else {
+        rows
+    };
+    crate::parallel::fill_vec(len, per_block.max(1) * row, par, fill)
 }
 
 /// The broadcast shape of `a` and `b`, or a panic naming `op`, both shapes and the caller.

@@ -100,12 +100,18 @@ impl<U: Unary> Kernel2 for GradKernel<'_, U> {
     }
 }
 
-/// The elements of `a` in row-major order: borrowed when contiguous, else copied.
-fn row_major(a: &Storage<f32>) -> std::borrow::Cow<'_, [f32]> {
-    match a.as_slice() {
-        Some(s) => std::borrow::Cow::Borrowed(s),
-        None => std::borrow::Cow::Owned(a.iter().copied().collect()),
+/// `a` in row-major layout: `a` itself (a cheap clone) when it already is, else a copy.
+fn row_major(a: &Storage<f32>) -> Storage<f32> {
+    if a.is_standard_layout() {
+        a.clone()
+    } else {
+        crate::tensor::data::row_major_copy(a)
     }
+}
+
+/// The elements of a row-major array.
+fn elements(a: &Storage<f32>) -> &[f32] {
+    a.as_slice().expect("row-major")
 }
 
 /// Applies `f` to every element, on all cores for large arrays (contiguous arrays through the
@@ -142,7 +148,8 @@ fn fused_grad<U: Unary>(op: &U, saved: &Tensor, g: &Tensor) -> Tensor {
         g.with_data(|dg| match (ds, dg) {
             (Data::F32(s), Data::F32(g)) if U::KERNEL && s.shape() == g.shape() => {
                 let par = crate::parallel::worth_splitting(s.len(), PAR_THRESHOLD);
-                let v = vector_math::zip_kernel(&row_major(s), &row_major(g), par, &GradKernel(op));
+                let (s, g) = (row_major(s), row_major(g));
+                let v = vector_math::zip_kernel(elements(&s), elements(&g), par, &GradKernel(op));
                 Data::F32(Storage::from_shape_vec(s.raw_dim(), v).expect("same length"))
             }
             (Data::F32(s), Data::F32(g)) => Data::F32(crate::ops::binary::zip_broadcast(
@@ -176,7 +183,7 @@ pub(crate) fn unary<U: Unary>(x: &Tensor, op: U) -> Tensor {
     let out = x.with_data(|d| match d {
         Data::F32(a) if U::KERNEL => {
             let par = crate::parallel::worth_splitting(a.len(), PAR_THRESHOLD);
-            let v = vector_math::map_kernel(&row_major(a), par, &ForwardKernel(&op));
+            let v = vector_math::map_kernel(elements(&row_major(a)), par, &ForwardKernel(&op));
             Data::F32(Storage::from_shape_vec(a.raw_dim(), v).expect("same length"))
         }
         d => crate::with_float!(d, U::NAME, |a: F| Data::from(map_float(
