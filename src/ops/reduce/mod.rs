@@ -192,7 +192,27 @@ pub(crate) fn map_lanes<T>(
 where
     T: Clone + Default + Send + Sync,
 {
+    map_lanes2(a, a, dims, |x, _, o| f(x, o))
+}
+
+/// [`map_lanes`] over the matching lanes of `a` and `b` (of one shape): `f(a_lane, b_lane, out)`.
+pub(crate) fn map_lanes2<T>(
+    a: &Storage<T>,
+    b: &Storage<T>,
+    dims: &[usize],
+    f: impl Fn(&[T], &[T], &mut [T]) + Sync + Send,
+) -> Storage<T>
+where
+    T: Clone + Default + Send + Sync,
+{
+    assert_eq!(a.shape(), b.shape(), "map_lanes2: shapes differ");
     let l = lanes(a, dims);
+    let lb = if std::ptr::eq(a, b) {
+        None
+    } else {
+        Some(lanes(b, dims))
+    };
+    let lb = lb.as_ref().unwrap_or(&l);
     let mut out = Array2::<T>::default(l.raw_dim());
     let (rows, n) = l.dim();
     let par = crate::parallel::worth_splitting(a.len(), PAR_THRESHOLD) && rows > 1;
@@ -202,7 +222,12 @@ where
     crate::parallel::for_each_chunk_mut(out_slice, (per_block * n).max(1), par, |start, o| {
         let first = start / n.max(1);
         for (j, o) in o.chunks_mut(n.max(1)).enumerate() {
-            f(l.row(first + j).to_slice().expect("lanes are row-major"), o)
+            let r = first + j;
+            f(
+                l.row(r).to_slice().expect("lanes are row-major"),
+                lb.row(r).to_slice().expect("lanes are row-major"),
+                o,
+            )
         }
     });
     let order = lane_order(a.ndim(), dims);

@@ -4,9 +4,11 @@
 use crate::autograd::function::Op;
 use crate::autograd::tape::Attr;
 use crate::tensor::args::{norm_dims, Dim, Dims};
-use crate::tensor::{Data, Float, Tensor};
+use crate::tensor::{Data, Element, Float, Tensor};
+use num_traits::Zero;
 
-use super::{fold_chunks, kept_shape, map_lanes, one_dim, record, reduce_lanes};
+use super::{fold_chunks, kept_shape, map_lanes, map_lanes2, one_dim, record, reduce_lanes};
+use crate::ops::unary::vector_math::softmax_f32;
 
 /// The lane's maximum, ignoring NaN (a NaN then propagates through `exp`), or 0 when it is
 /// infinite, as in PyTorch: `exp(x - m)` stays finite for finite `x` and gives the right limit for
@@ -55,15 +57,20 @@ fn softmax_impl(x: &Tensor, dims: Vec<usize>, log: bool) -> Tensor {
     let name = if log { "log_softmax" } else { "softmax" };
     let inputs = [x];
     let rec = Op::new(name, &inputs).attr("dim", Attr::Int(dims.first().map_or(0, |&d| d as i64)));
-    let out = x.with_data(|d| {
-        crate::with_float!(d, name, |a: F| Data::from(if log {
+    let out = x.with_data(|d| match d {
+        // the vectorised f32 kernel (exp_f32 in place of a libm call per element)
+        Data::F32(a) if !log => Data::F32(map_lanes(a, &dims, softmax_f32)),
+        d => crate::with_float!(d, name, |a: F| Data::from(if log {
             map_lanes(a, &dims, lane_softmax::<F, true>)
         } else {
             map_lanes(a, &dims, lane_softmax::<F, false>)
-        }))
+        })),
     });
     rec.save_output().finish(out, move |ctx, g| {
         let y = ctx.output();
+        if !log && !ctx.create_graph() {
+            return vec![Some(fused_softmax_grad(&y, g, &dims))];
+        }
         vec![Some(if log {
             // y = x - lse(x): dy_j/dx_i = δ_ij - softmax_i, so dx = g - exp(y) Σ g
             g - y.exp() * g.sum_dim(&dims, true)
@@ -72,6 +79,33 @@ fn softmax_impl(x: &Tensor, dims: Vec<usize>, log: bool) -> Tensor {
             &y * (g - (g * &y).sum_dim(&dims, true))
         })]
     })
+}
+
+/// The softmax's `dx = y (g - Σ g·y)` lane by lane in one pass, for backward passes that are not
+/// differentiated again.
+fn fused_softmax_grad(y: &Tensor, g: &Tensor, dims: &[usize]) -> Tensor {
+    let out = y.with_data(|dy| {
+        g.with_data(|dg| {
+            crate::with_float!(dy, "softmax_backward", |y: F| {
+                let g = F::unwrap(dg).expect("gradients have the dtype of their tensor");
+                let g = if g.shape() == y.shape() {
+                    g.clone()
+                } else {
+                    g.broadcast(y.raw_dim())
+                        .expect("gradient of y's shape")
+                        .to_owned()
+                        .into_shared()
+                };
+                Data::from(map_lanes2(y, &g, dims, |y, g, o| {
+                    let dot = y.iter().zip(g).fold(F::zero(), |s, (&y, &g)| s + y * g);
+                    for ((o, &y), &g) in o.iter_mut().zip(y).zip(g) {
+                        *o = y * (g - dot);
+                    }
+                }))
+            })
+        })
+    });
+    Tensor::from_data(out)
 }
 
 impl Tensor {
@@ -147,6 +181,33 @@ mod tests {
     use crate::ops::reduce::tests::check_second_order;
     use crate::prelude::*;
     use crate::testing::{randn64, randn64_t};
+
+    #[test]
+    fn f32_softmax_and_its_fused_backward_match_f64_and_the_tensor_rule() {
+        // the f32 kernel (exp_f32, 16 partial sums) on lanes longer and shorter than 16, along
+        // the last dim and along dim 0, against f64; the one-pass backward against
+        // y (g - Σ g·y) written with tensor ops, for a full and a broadcast upstream gradient
+        for (shape, dim) in [(vec![3, 37], -1), (vec![40, 5], 0), (vec![2, 3, 7], 1)] {
+            let x64 = randn64(&shape, 3) * 3.0;
+            let x32 = x64.to_dtype(DType::F32);
+            let want = x32.to_dtype(DType::F64).softmax(dim).to_vec::<f64>();
+            let got = x32.softmax(dim).to_vec::<f32>();
+            for (g, w) in got.iter().zip(&want) {
+                // rounding x - max (about ln w) in f32 moves e^(x - max) by |ln w| ulps
+                let tol = (4.0 + w.ln().abs()) * f32::EPSILON as f64 * w;
+                assert!((*g as f64 - w).abs() <= tol, "{g} vs {w}");
+            }
+            let gfull = randn64(&shape, 4);
+            let gbroad = randn64(&[shape[shape.len() - 1]], 5).expand(&shape);
+            for g in [gfull, gbroad] {
+                let x = x64.detach().requires_grad();
+                x.softmax(dim).backward_with(&g);
+                let y = x64.softmax(dim);
+                let rule = &y * (&g - (&g * &y).sum_dim(dim, true));
+                x.grad().unwrap().assert_close(&rule, 1e-12, 1e-14);
+            }
+        }
+    }
 
     fn t(v: Vec<f64>, shape: &[usize]) -> Tensor {
         Tensor::from_vec_f64(v, shape)
