@@ -9,6 +9,13 @@ use crate::tensor::{DType, Tensor};
 
 use super::dropout::dropout;
 
+/// Whether a bool mask is false along a whole lane of its last dim (the keys).
+fn masks_a_whole_lane(m: &Tensor) -> bool {
+    let keys = m.shape().last().copied().unwrap_or(1);
+    let keep = m.contiguous().to_vec::<bool>();
+    keys > 0 && keep.chunks(keys).any(|lane| lane.iter().all(|&k| !k))
+}
+
 /// The causal keep-mask `[L, S]`: query `i` may attend to key `j` only when `j <= i` (aligned at
 /// the top left, as PyTorch's `is_causal`).
 fn causal_keep(l: usize, s: usize) -> Tensor {
@@ -113,13 +120,16 @@ pub fn scaled_dot_product_attention(
             scores + m
         };
         // Rows with every key masked out: softmax them as if unmasked (finite, so the backward
-        // stays finite) and zero their weights afterwards, like PyTorch's "safe softmax".
-        let d = {
-            let _off = crate::autograd::no_grad();
-            scores.amax(-1, true).eq_scalar(f64::NEG_INFINITY)
-        };
-        scores = scores.masked_fill(&d, 0.0);
-        dead = Some(d);
+        // stays finite) and zero their weights afterwards, like PyTorch's "safe softmax". A
+        // bool mask that keeps some key in every lane (a padding mask) has none: skip the search.
+        if m.dtype() != DType::Bool || masks_a_whole_lane(m) {
+            let d = {
+                let _off = crate::autograd::no_grad();
+                scores.amax(-1, true).eq_scalar(f64::NEG_INFINITY)
+            };
+            scores = scores.masked_fill(&d, 0.0);
+            dead = Some(d);
+        }
     }
     let mut weights = scores.softmax(-1);
     if let Some(d) = &dead {
