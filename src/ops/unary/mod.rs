@@ -122,7 +122,7 @@ pub(crate) fn map_float<F: Float>(a: &Storage<F>, f: impl Fn(F) -> F + Sync + Se
         let v = vector_math::map_slice(s, par, f);
         Storage::from_shape_vec(a.raw_dim(), v).expect("same length")
     } else if par {
-        // strided: copied to row-major order in blocks along the longest axis, mapped there
+        // strided: mapped into a row-major output in blocks (see `split_axis`)
         let mut out = ndarray::ArrayD::<F>::uninit(a.raw_dim());
         let (axis, block) = crate::parallel::split_axis(a.shape());
         let ax = ndarray::Axis(axis);
