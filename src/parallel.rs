@@ -9,7 +9,8 @@
 //! millisecond before they sleep, as OpenMP's threads do under PyTorch: a training step runs many
 //! short parallel ops with serial work between them, and waking a sleeping thread costs tens of
 //! microseconds, more than many of those ops take. Spinning helpers use idle cores only (there is
-//! one thread per core counting the caller). A parallel call made while another is running (from
+//! one thread per core counting the caller); `TAPEGRAD_SPIN_US` sets the spin time in
+//! microseconds (read once; 0 makes helpers sleep as soon as they are idle). A parallel call made while another is running (from
 //! a second thread of the program, or from inside a task) runs serially on its caller.
 //!
 //! Matrix products call matrixmultiply one thread per block and spread the blocks over these
@@ -49,8 +50,18 @@ static GEMM_INIT: Once = Once::new();
 /// The open flag of [`Shared::gate`].
 const OPEN: usize = 1 << (usize::BITS - 1);
 
-/// How long an idle helper spins, waiting for the next job, before it sleeps.
-const SPIN: Duration = Duration::from_millis(1);
+/// How long an idle helper spins, waiting for the next job, before it sleeps:
+/// `TAPEGRAD_SPIN_US` microseconds (read once), 1000 by default.
+fn spin_time() -> Duration {
+    static SPIN: OnceLock<Duration> = OnceLock::new();
+    *SPIN.get_or_init(|| {
+        let us = std::env::var("TAPEGRAD_SPIN_US")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(1000);
+        Duration::from_micros(us)
+    })
+}
 
 thread_local! {
     /// Whether this thread is running a task of the pool (nested parallel calls run serially).
@@ -169,6 +180,7 @@ impl Shared {
     fn helper(&self, i: usize) {
         // the epoch the pool was made with (a job may already be waiting when this thread starts)
         let mut seen = 0;
+        let spin = spin_time();
         loop {
             let start = Instant::now();
             let mut spins = 0u32;
@@ -183,7 +195,7 @@ impl Shared {
                     // a while without work: let other runnable threads go first
                     std::thread::yield_now();
                 }
-                if spins % 256 == 0 && start.elapsed() > SPIN {
+                if spins % 256 == 0 && start.elapsed() > spin {
                     // announce the sleep, then re-check: the caller bumps the epoch before it
                     // reads `sleeping`, so one of the two sees the other (both SeqCst)
                     self.sleeping[i].store(true, Ordering::SeqCst);
@@ -365,6 +377,42 @@ pub(crate) fn split_axis(shape: &[usize]) -> (usize, usize) {
         })
         .unwrap_or((0, &1));
     (axis, len.div_ceil(4 * threads).max(1))
+}
+
+/// A new array of `shape` written block by block, the blocks spread over the threads:
+/// `fill(block, axis, start)` must write every element of `block`, the part of the output
+/// along `axis` from index `start` (blocks cut by [`split_axis`]). The inputs of an elementwise
+/// op are cut the same way with `slice_axis(axis, start..start + block.len_of(axis))`.
+pub(crate) fn build_in_blocks<T: Send>(
+    shape: &[usize],
+    fill: impl Fn(ndarray::ArrayViewMutD<MaybeUninit<T>>, ndarray::Axis, usize) + Sync,
+) -> ndarray::ArrayD<T> {
+    let mut out = ndarray::ArrayD::<T>::uninit(ndarray::IxDyn(shape));
+    if shape.is_empty() {
+        fill(out.view_mut(), ndarray::Axis(0), 0);
+    } else {
+        let (axis, block) = split_axis(shape);
+        let ax = ndarray::Axis(axis);
+        let blocks: Vec<_> = out.axis_chunks_iter_mut(ax, block).enumerate().collect();
+        for_each_item(blocks, |(i, b)| fill(b, ax, i * block));
+    }
+    // SAFETY: the blocks cover the output, and `fill` wrote every element of each.
+    unsafe { out.assume_init() }
+}
+
+/// The part of `a` that matches a block from [`build_in_blocks`]: indices `start..start + len`
+/// along `axis` (all of a 0-d array).
+pub(crate) fn block_of<'a, T, D: ndarray::Dimension>(
+    a: &'a ndarray::ArrayView<'a, T, D>,
+    axis: ndarray::Axis,
+    start: usize,
+    len: usize,
+) -> ndarray::ArrayView<'a, T, D> {
+    if a.ndim() == 0 {
+        a.view()
+    } else {
+        a.slice_axis(axis, (start..start + len).into())
+    }
 }
 
 /// Raw pointers are not `Sync`; tasks writing disjoint parts of one buffer share its address.
@@ -551,6 +599,30 @@ mod tests {
         }
         let v = map_collect(1000, true, |i| i * 2);
         assert_eq!(v, (0..1000).map(|i| i * 2).collect::<Vec<_>>());
+        set_num_threads(before);
+    }
+
+    #[test]
+    fn blocks_cover_every_element_whichever_axis_is_cut() {
+        let _g = TEST_COUNT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let before = get_num_threads();
+        set_num_threads(2);
+        // cut along dim 0 (9 >= 4), along the longest (dim 2: no dim reaches 4 before it), 1-d
+        for shape in [vec![9, 2, 3], vec![1, 3, 50], vec![1000]] {
+            let src = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&shape), |ix| {
+                ndarray::Dimension::slice(&ix)
+                    .iter()
+                    .fold(0usize, |acc, &i| acc * 100 + i)
+            });
+            let sv = src.view();
+            let out = build_in_blocks(&shape, |o, ax, start| {
+                let x = block_of(&sv, ax, start, o.len_of(ax));
+                ndarray::Zip::from(o).and(&x).for_each(|o, &x| {
+                    o.write(x);
+                })
+            });
+            assert_eq!(out, src, "{shape:?}");
+        }
         set_num_threads(before);
     }
 

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use ndarray::{ArcArray, ArrayD, IxDyn};
+use ndarray::{ArcArray, IxDyn};
 
 /// An n-dimensional, shared, copy-on-write array of `T`.
 pub type Storage<T> = ArcArray<T, IxDyn>;
@@ -189,20 +189,14 @@ pub(crate) fn row_major_copy<T: Copy + Send + Sync>(a: &Storage<T>) -> Storage<T
     if !crate::parallel::worth_splitting(a.len(), PAR_COPY) {
         return a.as_standard_layout().into_owned().into_shared();
     }
-    let mut out = ArrayD::<T>::uninit(a.raw_dim());
-    let (axis, block) = crate::parallel::split_axis(a.shape());
-    let ax = ndarray::Axis(axis);
-    let blocks: Vec<_> = out
-        .axis_chunks_iter_mut(ax, block)
-        .zip(a.axis_chunks_iter(ax, block))
-        .collect();
-    crate::parallel::for_each_item(blocks, |(mut o, x)| {
-        ndarray::Zip::from(&mut o).and(&x).for_each(|o, &x| {
+    let av = a.view();
+    crate::parallel::build_in_blocks(a.shape(), |o, ax, start| {
+        let x = crate::parallel::block_of(&av, ax, start, o.len_of(ax));
+        ndarray::Zip::from(o).and(&x).for_each(|o, &x| {
             o.write(x);
         })
-    });
-    // SAFETY: the blocks cover the output, and every element of each was written.
-    unsafe { out.assume_init() }.into_shared()
+    })
+    .into_shared()
 }
 
 /// A type that can be stored in a tensor: `f32`, `f64`, `i64` or `bool`.

@@ -89,28 +89,17 @@ fn zip3<F: Float>(
         b.broadcast(a.raw_dim()).expect("norm operands broadcast"),
         c.broadcast(a.raw_dim()).expect("norm operands broadcast"),
     );
-    let mut out = ArrayD::<F>::uninit(a.raw_dim());
-    let (axis, block) = crate::parallel::split_axis(a.shape());
-    let ax = ndarray::Axis(axis);
-    let blocks: Vec<_> = out
-        .axis_chunks_iter_mut(ax, block)
-        .zip(a.axis_chunks_iter(ax, block))
-        .zip(
-            bv.axis_chunks_iter(ax, block)
-                .zip(cv.axis_chunks_iter(ax, block)),
-        )
-        .collect();
-    crate::parallel::for_each_item(blocks, |((o, x), (y, w))| {
+    crate::parallel::build_in_blocks(a.shape(), |o, ax, start| {
+        let n = o.len_of(ax);
+        let block = |v| crate::parallel::block_of(v, ax, start, n);
         Zip::from(o)
-            .and(&x)
-            .and(&y)
-            .and(&w)
+            .and(&block(a))
+            .and(&block(&bv))
+            .and(&block(&cv))
             .for_each(|o, &x, &y, &w| {
                 o.write(f(x, y, w));
             })
-    });
-    // SAFETY: the blocks cover the output, and every element of each was written.
-    unsafe { out.assume_init() }
+    })
 }
 
 /// `a` with shape `shape`: `a` itself when it already has it (any layout), else a row-major

@@ -12,7 +12,9 @@ mod compare;
 use ndarray::Dimension as _;
 use std::panic::Location;
 
-use ndarray::{ArrayD, IxDyn, Zip};
+use ndarray::{IxDyn, Zip};
+
+use crate::parallel::block_of;
 
 use crate::autograd::function::Op;
 use crate::tensor::args::broadcast_shapes;
@@ -89,22 +91,14 @@ where
             .map_collect(|&x, &y| f(x, y))
             .into_shared();
     }
-    // blocks along the longest axis, one task each
-    let mut out = ArrayD::<C>::uninit(IxDyn(shape));
-    let (axis, block) = crate::parallel::split_axis(shape);
-    let ax = ndarray::Axis(axis);
-    let blocks: Vec<_> = out
-        .axis_chunks_iter_mut(ax, block)
-        .zip(av.axis_chunks_iter(ax, block))
-        .zip(bv.axis_chunks_iter(ax, block))
-        .collect();
-    crate::parallel::for_each_item(blocks, |((o, x), y)| {
+    crate::parallel::build_in_blocks(shape, |o, ax, start| {
+        let n = o.len_of(ax);
+        let (x, y) = (block_of(&av, ax, start, n), block_of(&bv, ax, start, n));
         Zip::from(o).and(&x).and(&y).for_each(|o, &x, &y| {
             o.write(f(x, y));
         })
-    });
-    // SAFETY: the blocks cover the output, and every element of each was written.
-    unsafe { out.assume_init() }.into_shared()
+    })
+    .into_shared()
 }
 
 /// The row-major fast paths of [`zip_broadcast`], as plain loops over slices (no per-element index

@@ -122,21 +122,15 @@ pub(crate) fn map_float<F: Float>(a: &Storage<F>, f: impl Fn(F) -> F + Sync + Se
         let v = vector_math::map_slice(s, par, f);
         Storage::from_shape_vec(a.raw_dim(), v).expect("same length")
     } else if par {
-        // strided: mapped into a row-major output in blocks (see `split_axis`)
-        let mut out = ndarray::ArrayD::<F>::uninit(a.raw_dim());
-        let (axis, block) = crate::parallel::split_axis(a.shape());
-        let ax = ndarray::Axis(axis);
-        let blocks: Vec<_> = out
-            .axis_chunks_iter_mut(ax, block)
-            .zip(a.axis_chunks_iter(ax, block))
-            .collect();
-        crate::parallel::for_each_item(blocks, |(o, x)| {
+        // strided: mapped into a row-major output, in blocks over the threads
+        let av = a.view();
+        crate::parallel::build_in_blocks(a.shape(), |o, ax, start| {
+            let x = crate::parallel::block_of(&av, ax, start, o.len_of(ax));
             Zip::from(o).and(&x).for_each(|o, &x| {
                 o.write(f(x));
             })
-        });
-        // SAFETY: the blocks cover the output, and every element of each was written.
-        unsafe { out.assume_init() }.into_shared()
+        })
+        .into_shared()
     } else {
         a.mapv(f).into_shared()
     }
