@@ -505,13 +505,28 @@ pub(crate) fn gemm_threads() -> usize {
 
 /// Tests that change the process-wide thread count take this lock, one at a time.
 #[cfg(test)]
-pub(crate) static TEST_COUNT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static TEST_COUNT_LOCK: Mutex<()> = Mutex::new(());
+
+/// Runs `f` with the thread count set to `n`, then restores the count (also when `f` panics).
+/// Tests that change the count take turns through it.
+#[cfg(test)]
+pub(crate) fn with_threads<R>(n: usize, f: impl FnOnce() -> R) -> R {
+    struct Restore(usize);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            set_num_threads(self.0);
+        }
+    }
+    let _turn = TEST_COUNT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _restore = Restore(get_num_threads());
+    set_num_threads(n);
+    f()
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashSet;
-    use std::sync::Mutex;
 
     /// The names of the threads that ran the tasks of one parallel call.
     fn thread_names(tasks: usize) -> HashSet<String> {
@@ -527,121 +542,110 @@ mod tests {
 
     #[test]
     fn set_num_threads_changes_the_pool_size() {
-        let _g = TEST_COUNT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        let before = get_num_threads();
         let me = std::thread::current().name().unwrap_or("").to_owned();
         for n in [1, 3, 2] {
-            set_num_threads(n);
-            assert_eq!(get_num_threads(), n);
-            // the caller and n - 1 helpers
-            let mut want: HashSet<String> = (0..n - 1).map(|i| format!("tapegrad-{i}")).collect();
-            want.insert(me.clone());
-            // (a parallel op of a test running alongside makes this call serial: try again)
-            let got = (0..100).map(|_| thread_names(8 * n)).find(|g| *g == want);
-            assert_eq!(got, Some(want), "{n} threads");
+            with_threads(n, || {
+                assert_eq!(get_num_threads(), n);
+                // the caller and n - 1 helpers
+                let mut want: HashSet<String> =
+                    (0..n - 1).map(|i| format!("tapegrad-{i}")).collect();
+                want.insert(me.clone());
+                // (a parallel op of a test running alongside makes this call serial: try again)
+                let got = (0..100).map(|_| thread_names(8 * n)).find(|g| *g == want);
+                assert_eq!(got, Some(want), "{n} threads");
+            });
         }
-        set_num_threads(before);
     }
 
     #[test]
     fn for_each_task_runs_every_task_once() {
-        let _g = TEST_COUNT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        let before = get_num_threads();
-        set_num_threads(2);
-        for tasks in [0, 1, 2, 7, 1000] {
-            let seen = Mutex::new(Vec::new());
-            for_each_task(tasks, |i| seen.lock().unwrap().push(i));
-            let mut seen = seen.into_inner().unwrap();
-            seen.sort();
-            assert_eq!(seen, (0..tasks).collect::<Vec<_>>());
-        }
-        set_num_threads(before);
+        with_threads(2, || {
+            for tasks in [0, 1, 2, 7, 1000] {
+                let seen = Mutex::new(Vec::new());
+                for_each_task(tasks, |i| seen.lock().unwrap().push(i));
+                let mut seen = seen.into_inner().unwrap();
+                seen.sort();
+                assert_eq!(seen, (0..tasks).collect::<Vec<_>>());
+            }
+        });
     }
 
     #[test]
     fn nested_and_concurrent_calls_run_serially_and_finish() {
-        let _g = TEST_COUNT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        let before = get_num_threads();
-        set_num_threads(2);
-        let count = AtomicUsize::new(0);
-        std::thread::scope(|s| {
-            for _ in 0..3 {
-                s.spawn(|| {
-                    for _ in 0..50 {
-                        for_each_task(4, |_| {
-                            for_each_task(3, |_| {
-                                count.fetch_add(1, Ordering::Relaxed);
-                            })
-                        });
-                    }
-                });
-            }
+        with_threads(2, || {
+            let count = AtomicUsize::new(0);
+            std::thread::scope(|s| {
+                for _ in 0..3 {
+                    s.spawn(|| {
+                        for _ in 0..50 {
+                            for_each_task(4, |_| {
+                                for_each_task(3, |_| {
+                                    count.fetch_add(1, Ordering::Relaxed);
+                                })
+                            });
+                        }
+                    });
+                }
+            });
+            assert_eq!(count.into_inner(), 3 * 50 * 4 * 3);
         });
-        assert_eq!(count.into_inner(), 3 * 50 * 4 * 3);
-        set_num_threads(before);
     }
 
     #[test]
     fn a_panicking_task_panics_the_caller_and_the_pool_keeps_working() {
-        let _g = TEST_COUNT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        let before = get_num_threads();
-        set_num_threads(2);
-        for bad in [0, 5] {
-            let r = panic::catch_unwind(|| {
-                for_each_task(8, |i| {
-                    std::thread::sleep(Duration::from_micros(200));
-                    assert!(i != bad, "task {i} fails");
-                })
-            });
-            let msg = r.unwrap_err();
-            let msg = msg.downcast_ref::<String>().cloned().unwrap_or_default();
-            assert_eq!(msg, format!("task {bad} fails"));
-        }
-        let v = map_collect(1000, true, |i| i * 2);
-        assert_eq!(v, (0..1000).map(|i| i * 2).collect::<Vec<_>>());
-        set_num_threads(before);
+        with_threads(2, || {
+            for bad in [0, 5] {
+                let r = panic::catch_unwind(|| {
+                    for_each_task(8, |i| {
+                        std::thread::sleep(Duration::from_micros(200));
+                        assert!(i != bad, "task {i} fails");
+                    })
+                });
+                let msg = r.unwrap_err();
+                let msg = msg.downcast_ref::<String>().cloned().unwrap_or_default();
+                assert_eq!(msg, format!("task {bad} fails"));
+            }
+            let v = map_collect(1000, true, |i| i * 2);
+            assert_eq!(v, (0..1000).map(|i| i * 2).collect::<Vec<_>>());
+        });
     }
 
     #[test]
     fn blocks_cover_every_element_whichever_axis_is_cut() {
-        let _g = TEST_COUNT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        let before = get_num_threads();
-        set_num_threads(2);
-        // cut along dim 0 (9 >= 4), along the longest (dim 2: no dim reaches 4 before it), 1-d
-        for shape in [vec![9, 2, 3], vec![1, 3, 50], vec![1000]] {
-            let src = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&shape), |ix| {
-                ndarray::Dimension::slice(&ix)
-                    .iter()
-                    .fold(0usize, |acc, &i| acc * 100 + i)
-            });
-            let sv = src.view();
-            let out = build_in_blocks(&shape, |o, ax, start| {
-                let x = block_of(&sv, ax, start, o.len_of(ax));
-                ndarray::Zip::from(o).and(&x).for_each(|o, &x| {
-                    o.write(x);
-                })
-            });
-            assert_eq!(out, src, "{shape:?}");
-        }
-        set_num_threads(before);
+        with_threads(2, || {
+            // cut along dim 0 (9 >= 4), along the longest (dim 2: no dim reaches 4 before it), 1-d
+            for shape in [vec![9, 2, 3], vec![1, 3, 50], vec![1000]] {
+                let src = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&shape), |ix| {
+                    ndarray::Dimension::slice(&ix)
+                        .iter()
+                        .fold(0usize, |acc, &i| acc * 100 + i)
+                });
+                let sv = src.view();
+                let out = build_in_blocks(&shape, |o, ax, start| {
+                    let x = block_of(&sv, ax, start, o.len_of(ax));
+                    ndarray::Zip::from(o).and(&x).for_each(|o, &x| {
+                        o.write(x);
+                    })
+                });
+                assert_eq!(out, src, "{shape:?}");
+            }
+        });
     }
 
     #[test]
     fn chunked_fills_cover_every_element() {
-        let _g = TEST_COUNT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        let before = get_num_threads();
-        set_num_threads(3);
-        for (len, chunk) in [(0, 4), (10, 3), (1000, 7), (5, 100)] {
-            for parallel in [false, true] {
-                let v = fill_vec(len, chunk, parallel, |start, block| {
-                    for (j, slot) in block.iter_mut().enumerate() {
-                        slot.write(start + j);
-                    }
-                });
-                assert_eq!(v, (0..len).collect::<Vec<_>>());
+        with_threads(3, || {
+            for (len, chunk) in [(0, 4), (10, 3), (1000, 7), (5, 100)] {
+                for parallel in [false, true] {
+                    let v = fill_vec(len, chunk, parallel, |start, block| {
+                        for (j, slot) in block.iter_mut().enumerate() {
+                            slot.write(start + j);
+                        }
+                    });
+                    assert_eq!(v, (0..len).collect::<Vec<_>>());
+                }
             }
-        }
-        set_num_threads(before);
+        });
     }
 
     #[test]

@@ -163,26 +163,27 @@ impl Data {
 
     /// A copy in standard (row-major, contiguous) layout; shares the buffer if already so.
     pub fn to_standard_layout(&self) -> Data {
-        macro_rules! std_layout {
-            ($v:ident, $a:expr) => {
-                if $a.is_standard_layout() {
-                    Data::$v($a.clone())
-                } else {
-                    Data::$v(row_major_copy($a))
-                }
-            };
-        }
         match self {
-            Data::F32(a) => std_layout!(F32, a),
-            Data::F64(a) => std_layout!(F64, a),
-            Data::I64(a) => std_layout!(I64, a),
-            Data::Bool(a) => std_layout!(Bool, a),
+            Data::F32(a) => Data::F32(row_major(a)),
+            Data::F64(a) => Data::F64(row_major(a)),
+            Data::I64(a) => Data::I64(row_major(a)),
+            Data::Bool(a) => Data::Bool(row_major(a)),
         }
     }
 }
 
 /// Arrays with at least this many elements are copied to row-major order on all threads.
 const PAR_COPY: usize = 1 << 15;
+
+/// `a` in row-major layout: `a` itself (a cheap clone of the shared buffer) when it already is,
+/// else a [`row_major_copy`].
+pub(crate) fn row_major<T: Copy + Send + Sync>(a: &Storage<T>) -> Storage<T> {
+    if a.is_standard_layout() {
+        a.clone()
+    } else {
+        row_major_copy(a)
+    }
+}
 
 /// A row-major copy of `a` (of any layout), in blocks over tapegrad's threads when large.
 pub(crate) fn row_major_copy<T: Copy + Send + Sync>(a: &Storage<T>) -> Storage<T> {

@@ -444,10 +444,7 @@ mod tests {
 
     #[test]
     fn split_products_match_the_definition_and_the_serial_result() {
-        let _g = crate::parallel::TEST_COUNT_LOCK
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let before = crate::parallel::get_num_threads();
+        use crate::parallel::with_threads;
         // (batch, n, k, m): rows split inside one product, rows split across products (3 x 37 rows
         // into 3 blocks), columns split for a single row, and a transposed (strided) operand
         for (nb, n, k, m) in [(1, 300, 40, 50), (3, 37, 60, 150), (1, 1, 1000, 600)] {
@@ -461,16 +458,13 @@ mod tests {
                 })
                 .collect();
             assert_ne!(super::plan(nb, n, k, m, 3), super::Split::None);
-            crate::parallel::set_num_threads(1);
-            let serial = a.matmul(&b).to_vec::<f64>();
-            crate::parallel::set_num_threads(3);
-            let split = a.matmul(&b).to_vec::<f64>();
+            let serial = with_threads(1, || a.matmul(&b).to_vec::<f64>());
+            let split = with_threads(3, || a.matmul(&b).to_vec::<f64>());
             assert_eq!(split, serial, "shape {:?}", (nb, n, k, m));
             for (x, y) in split.iter().zip(&want) {
                 assert!((x - y).abs() < 1e-10, "{x} vs {y}");
             }
         }
-        crate::parallel::set_num_threads(before);
     }
 
     #[test]

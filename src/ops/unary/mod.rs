@@ -15,6 +15,7 @@ use ndarray::Zip;
 
 use crate::autograd::function::Op;
 use crate::autograd::tape::Attr;
+use crate::tensor::data::row_major;
 use crate::tensor::{Data, Float, Storage, Tensor};
 use vector_math::{Kernel, Kernel2, Madd};
 
@@ -97,15 +98,6 @@ impl<U: Unary> Kernel2 for GradKernel<'_, U> {
     #[inline(always)]
     fn eval<M: Madd>(&self, saved: f32, g: f32) -> f32 {
         self.0.fused_grad_f32::<M>(saved, g)
-    }
-}
-
-/// `a` in row-major layout: `a` itself (a cheap clone) when it already is, else a copy.
-fn row_major(a: &Storage<f32>) -> Storage<f32> {
-    if a.is_standard_layout() {
-        a.clone()
-    } else {
-        crate::tensor::data::row_major_copy(a)
     }
 }
 

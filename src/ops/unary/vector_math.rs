@@ -511,13 +511,19 @@ mod tests {
         assert!(erfc_f32(f32::NAN).is_nan());
     }
 
-    #[test]
-    fn vectorised_and_parallel_loops_give_the_plain_loops_bits() {
-        // 100_003 elements: several parallel chunks and a ragged tail
+    /// Two inputs of 100_003 values in [-9, 9] and [-5.5, 3.5]: several parallel chunks and a
+    /// ragged tail.
+    fn sample() -> (Vec<f32>, Vec<f32>) {
         let x: Vec<f32> = (0..100_003)
             .map(|i| ((i as f32) * 0.37).sin() * 9.0)
             .collect();
-        let y: Vec<f32> = x.iter().map(|v| v * 0.5 - 1.0).collect();
+        let y = x.iter().map(|v| v * 0.5 - 1.0).collect();
+        (x, y)
+    }
+
+    #[test]
+    fn vectorised_and_parallel_loops_give_the_plain_loops_bits() {
+        let (x, y) = sample();
         let (erfc_f32, exp_f32) = (erfc_f32::<Separate>, exp_f32::<Separate>);
         let f = |v: f32| v * erfc_f32(v) + exp_f32(-v);
         let want: Vec<u32> = x.iter().map(|&v| f(v).to_bits()).collect();
@@ -583,10 +589,7 @@ mod tests {
 
     #[test]
     fn kernels_give_the_same_bits_at_any_thread_count_and_on_every_fused_path() {
-        let x: Vec<f32> = (0..100_003)
-            .map(|i| ((i as f32) * 0.37).sin() * 9.0)
-            .collect();
-        let y: Vec<f32> = x.iter().map(|v| v * 0.5 - 1.0).collect();
+        let (x, y) = sample();
         let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
         let serial = bits(map_kernel(&x, false, &Gelu));
         assert_eq!(bits(map_kernel(&x, true, &Gelu)), serial);
