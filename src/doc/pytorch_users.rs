@@ -16,8 +16,7 @@
 //! [`Generator`](crate::tensor::random::Generator) and
 //! [`manual_seed`](crate::tensor::random::manual_seed).
 //!
-//! Everything in the tables exists and is linked to its documentation; the one exception is the
-//! list at the end, [Coming next](#coming-next), of PyTorch features being added now.
+//! Everything in the tables exists and is linked to its documentation.
 //!
 //! ## Contents
 //!
@@ -35,7 +34,9 @@
 //! - [Modules: torch.nn](#modules-torchnn)
 //! - [Data: torch.utils.data](#data-torchutilsdata)
 //! - [Differences to know](#differences-to-know)
-//! - [Coming next](#coming-next)
+//! - [Layers, losses and torch.nn.functional](#layers-losses-and-torchnnfunctional)
+//! - [Optimizers: torch.optim](#optimizers-torchoptim)
+//! - [Saving, pretrained models, TensorBoard and threads](#saving-pretrained-models-tensorboard-and-threads)
 //!
 //! ## A first example
 //!
@@ -598,17 +599,97 @@
 //! checked, so the first NaN or infinity panics at the op (and your line) that made it, not only
 //! when backward meets it.
 //!
-//! ## Coming next
+//! ## Layers, losses and torch.nn.functional
 //!
-//! Being added now, **not in this version yet** (PyTorch names; the tapegrad names follow them):
+//! Layers are structs in [`tapegrad::nn`](crate::nn) with PyTorch's names, constructor arguments
+//! and parameter names; the functions behind them are in
+//! [`nn::functional`](crate::nn::functional) (`import torch.nn.functional as F`).
 //!
-//! - `torch.optim`: `SGD` (momentum, Nesterov, weight decay), `Adam`, `AdamW` and more, with
-//!   `optimizer.step()` / `zero_grad()`, and learning-rate schedulers (`torch.optim.lr_scheduler`).
-//!   Until then, write the update by hand with `add_scaled_` under `no_grad()`, as above.
-//! - `torch.nn.functional` layer ops in `tapegrad::nn::functional`: convolution (`F.conv2d`),
-//!   pooling (`F.max_pool2d`, `F.avg_pool2d`), normalisation (`F.batch_norm`, `F.layer_norm`),
-//!   `F.dropout`, `F.embedding`, attention (`F.scaled_dot_product_attention`).
-//! - Losses: `F.cross_entropy`, `F.nll_loss`, `F.mse_loss`,
-//!   `F.binary_cross_entropy_with_logits`. Until then, NLL is
-//!   `-x.log_softmax(-1).gather(1, &labels.unsqueeze(1)).mean()`.
-//! - `torch.set_num_threads`.
+//! | PyTorch | tapegrad |
+//! |---|---|
+//! | `nn.Conv2d(1, 8, 3, stride=1, padding=1)` | [`nn::Conv2d::new(1, 8, 3).padding(1)`](crate::nn::Conv2d) (also `.stride(s)`, [`Conv2d::with_options`](crate::nn::Conv2d::with_options) for dilation / groups / bias); [`nn::Conv1d`](crate::nn::Conv1d), [`nn::ConvTranspose2d`](crate::nn::ConvTranspose2d) |
+//! | `nn.MaxPool2d(2)`, `nn.AvgPool2d(2)`, `nn.AdaptiveAvgPool2d(1)` | [`nn::MaxPool2d::new(2)`](crate::nn::MaxPool2d), [`nn::AvgPool2d::new(2)`](crate::nn::AvgPool2d), [`nn::AdaptiveAvgPool2d::new(1)`](crate::nn::AdaptiveAvgPool2d) |
+//! | `nn.BatchNorm2d(8)`, `nn.LayerNorm([8])`, `nn.GroupNorm(2, 8)` | [`nn::BatchNorm2d::new(8)`](crate::nn::BatchNorm2d) (running statistics as buffers), [`nn::LayerNorm::new(&[8])`](crate::nn::LayerNorm), [`nn::GroupNorm::new(2, 8)`](crate::nn::GroupNorm) |
+//! | `nn.Dropout(0.5)`, `nn.Embedding(100, 16)` | [`nn::Dropout::new(0.5)`](crate::nn::Dropout), [`nn::Embedding::new(100, 16)`](crate::nn::Embedding) |
+//! | `nn.ReLU()`, `nn.GELU()`, `nn.Tanh()`, … | [`nn::ReLU`](crate::nn::ReLU), [`nn::GELU`](crate::nn::GELU), [`nn::Tanh`](crate::nn::Tanh), [`nn::Sigmoid`](crate::nn::Sigmoid), [`nn::SiLU`](crate::nn::SiLU), [`nn::Softmax`](crate::nn::Softmax), … |
+//! | `F.conv2d(x, w, b, stride=2, padding=1)` | [`F::conv2d(&x, &w, Some(&b), Conv2dOpts::default().stride(2).padding(1))`](crate::nn::functional::conv2d) |
+//! | `F.max_pool2d(x, 2)`, `F.avg_pool2d(x, 2)` | [`F::max_pool2d(&x, 2, 2, 0, 1, false)`](crate::nn::functional::max_pool2d) (kernel, stride, padding, dilation, ceil_mode), [`F::avg_pool2d`](crate::nn::functional::avg_pool2d) |
+//! | `F.layer_norm`, `F.batch_norm`, `F.group_norm` | [`F::layer_norm`](crate::nn::functional::layer_norm), [`F::batch_norm`](crate::nn::functional::batch_norm), [`F::group_norm`](crate::nn::functional::group_norm) |
+//! | `F.dropout(x, 0.1, training)`, `F.embedding(idx, w)` | [`F::dropout(&x, 0.1, training)`](crate::nn::functional::dropout), [`F::embedding(&idx, &w, None)`](crate::nn::functional::embedding) |
+//! | `F.scaled_dot_product_attention(q, k, v, attn_mask=m, is_causal=True)` | [`F::scaled_dot_product_attention(&q, &k, &v, Some(&m), 0.0, true, None)`](crate::nn::functional::scaled_dot_product_attention) |
+//! | `F.cross_entropy(logits, y, label_smoothing=0.1)` | [`F::cross_entropy(&logits, &y, &CrossEntropyOpts { label_smoothing: 0.1, ..Default::default() })`](crate::nn::functional::cross_entropy) (class indices or probabilities) |
+//! | `F.nll_loss`, `F.mse_loss`, `F.l1_loss`, `F.smooth_l1_loss`, `F.huber_loss` | [`F::nll_loss`](crate::nn::functional::nll_loss), [`F::mse_loss(&a, &b, Reduction::Mean)`](crate::nn::functional::mse_loss), [`F::l1_loss`](crate::nn::functional::l1_loss), [`F::smooth_l1_loss`](crate::nn::functional::smooth_l1_loss), [`F::huber_loss`](crate::nn::functional::huber_loss) |
+//! | `F.binary_cross_entropy(_with_logits)`, `F.kl_div` | [`F::binary_cross_entropy`](crate::nn::functional::binary_cross_entropy), [`F::binary_cross_entropy_with_logits`](crate::nn::functional::binary_cross_entropy_with_logits), [`F::kl_div`](crate::nn::functional::kl_div) |
+//! | `nn.CrossEntropyLoss()`, `nn.MSELoss()`, … | [`nn::CrossEntropyLoss::default()`](crate::nn::CrossEntropyLoss) (public fields for the options), [`nn::MSELoss`](crate::nn::MSELoss), [`nn::BCEWithLogitsLoss`](crate::nn::BCEWithLogitsLoss), …; `loss_fn.forward(&logits, &y)` |
+//!
+//! (`use tapegrad::nn::functional as F;` and `use tapegrad::nn::functional::{Conv2dOpts,
+//! CrossEntropyOpts, Reduction};`.)
+//!
+//! ```
+//! use tapegrad::nn::functional::{self as F, Conv2dOpts, CrossEntropyOpts};
+//! use tapegrad::nn::{self, Forward};
+//! use tapegrad::prelude::*;
+//!
+//! manual_seed(0);
+//! let conv = nn::Conv2d::new(1, 4, 3).padding(1);
+//! let x = Tensor::randn(&[2, 1, 8, 8]);
+//! let y = F::max_pool2d(&conv.forward(&x).relu(), 2, 2, 0, 1, false);
+//! assert_eq!(y.shape(), &[2, 4, 4, 4]);
+//! let same = F::conv2d(&x, &conv.weight, conv.bias.as_ref(), Conv2dOpts::default().padding(1));
+//! assert!(same.max_abs_diff(&conv.forward(&x)).0 < 1e-6);
+//!
+//! let logits = y.flatten(1, -1);
+//! let labels = Tensor::from_values(vec![3i64, 7], &[2]);
+//! let loss = F::cross_entropy(&logits, &labels, &CrossEntropyOpts::default());
+//! loss.backward();
+//! assert!(conv.weight.grad().is_some());
+//! ```
+//!
+//! ## Optimizers: torch.optim
+//!
+//! [`tapegrad::optim`](crate::optim) has PyTorch's optimizers with its update rules and defaults
+//! (checked step by step against PyTorch), parameter groups, `state_dict`, gradient clipping and
+//! the learning-rate schedulers.
+//!
+//! | PyTorch | tapegrad |
+//! |---|---|
+//! | `optim.SGD(net.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4)` | [`Sgd::new(net.parameters(), 0.1).momentum(0.9).nesterov(true).weight_decay(1e-4)`](crate::optim::Sgd) |
+//! | `optim.Adam(params, lr=1e-3, betas=(0.9, 0.999))`, `optim.AdamW(...)` | [`Adam::new(params, 1e-3).betas(0.9, 0.999)`](crate::optim::Adam), [`AdamW::new(params, 1e-3)`](crate::optim::AdamW) |
+//! | `optim.RMSprop`, `optim.Adagrad` | [`RmsProp`](crate::optim::RmsProp), [`Adagrad`](crate::optim::Adagrad) |
+//! | `opt.zero_grad()`, `opt.step()` | [`opt.zero_grad()`](crate::optim::Optimizer::zero_grad), [`opt.step()`](crate::optim::Optimizer::step) (trait [`Optimizer`](crate::optim::Optimizer), in the prelude) |
+//! | `opt.add_param_group({"params": [b], "lr": 0.01})` | [`opt.add_param_group(vec![b]).set_lr(0.01)`](crate::optim::Optim::add_param_group) |
+//! | `opt.state_dict()`, `opt.load_state_dict(sd)` | [`opt.state_dict()`](crate::optim::Optimizer::state_dict), [`opt.load_state_dict(&sd)`](crate::optim::Optimizer::load_state_dict); files with [`io::save_optimizer`](crate::io::save_optimizer) / [`io::load_optimizer`](crate::io::load_optimizer) |
+//! | `nn.utils.clip_grad_norm_(params, 1.0)`, `clip_grad_value_` | [`clip_grad_norm(&params, 1.0, 2.0)`](crate::optim::clip_grad_norm) (returns the total norm), [`clip_grad_value(&params, 0.5)`](crate::optim::clip_grad_value) |
+//! | `lr_scheduler.StepLR(opt, 30, gamma=0.1)`; `sched.step()` | [`StepLR::new(&mut opt, 30, 0.1)`](crate::optim::lr_scheduler::StepLR); `sched.step(&mut opt)` (trait [`LrScheduler`](crate::optim::lr_scheduler::LrScheduler)) |
+//! | `MultiStepLR`, `ExponentialLR`, `CosineAnnealingLR`, `LinearLR`, `SequentialLR`, `OneCycleLR`, `CyclicLR`, `CosineAnnealingWarmRestarts`, `LambdaLR`, `MultiplicativeLR`, `ConstantLR`, `PolynomialLR`, `ReduceLROnPlateau` | the same names in [`optim::lr_scheduler`](crate::optim::lr_scheduler); `ReduceLROnPlateau::step(&mut opt, metric)` |
+//!
+//! ```
+//! use tapegrad::nn::{self, Forward, Module};
+//! use tapegrad::optim::lr_scheduler::StepLR;
+//! use tapegrad::optim::Sgd;
+//! use tapegrad::prelude::*;
+//!
+//! manual_seed(0);
+//! let net = nn::Linear::new(3, 1);
+//! let mut opt = Sgd::new(net.parameters(), 0.1).momentum(0.9);
+//! let mut sched = StepLR::new(&mut opt, 10, 0.5);
+//! let (x, y) = (Tensor::randn(&[32, 3]), Tensor::randn(&[32, 1]));
+//! for _ in 0..20 {
+//!     opt.zero_grad();
+//!     let loss = (&net.forward(&x) - &y).square().mean();
+//!     loss.backward();
+//!     opt.step();
+//!     sched.step(&mut opt);
+//! }
+//! assert!((opt.lr(0) - 0.025).abs() < 1e-12);
+//! ```
+//!
+//! ## Saving, pretrained models, TensorBoard and threads
+//!
+//! | PyTorch | tapegrad |
+//! |---|---|
+//! | `torch.save` / `torch.load` of state dicts | safetensors files ([`io::safetensors`](crate::io::safetensors), [`Module::save_safetensors`](crate::nn::Module::save_safetensors)); `torch.save` zip checkpoints are read with [`io::torch::load`](crate::io::torch::load) and [`io::torch::load_value`](crate::io::torch::load_value) |
+//! | `transformers.BertModel`, `GPT2LMHeadModel`, `SentenceTransformer(...).encode` | [`models::bert::BertModel`](crate::models::bert::BertModel), [`models::gpt2::GPT2LMHeadModel`](crate::models::gpt2::GPT2LMHeadModel) (Hugging Face parameter names, so checkpoints load unchanged); `SentenceEmbedder` with the `tokenizers` feature |
+//! | `from torch.utils.tensorboard import SummaryWriter` | [`tensorboard::SummaryWriter`](crate::tensorboard::SummaryWriter) (`add_scalar`, `add_histogram`, `add_image`, `add_graph`, `add_hparams`, …) |
+//! | `torchviz.make_dot(loss)` | [`viz::dot(&loss)`](crate::viz::dot), [`viz::Dot`](crate::viz::Dot) |
+//! | `torch.set_num_threads(2)`, `torch.get_num_threads()` | [`parallel::set_num_threads(2)`](crate::parallel::set_num_threads), [`parallel::get_num_threads()`](crate::parallel::get_num_threads) |
