@@ -10,7 +10,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::file::{gunzip_if_gzip, read_bytes};
+use super::file::{gunzip_if_gzip, open, stream_error};
+use super::idx::read_idx_bytes;
 use super::idx::{parse_idx, IdxType};
 use super::TensorDataset;
 use crate::tensor::Tensor;
@@ -45,7 +46,7 @@ static DIGITS_CSV_GZ: &[u8] = include_bytes!("../../data/digits.csv.gz");
 pub fn digits() -> Result<TensorDataset> {
     let source = "digits.csv.gz (embedded)";
     let text = gunzip_if_gzip(DIGITS_CSV_GZ.to_vec(), source)?;
-    parse_image_csv(&text, source, 8, 16.0)
+    parse_image_csv(&text[..], source, 8, 16.0)
 }
 
 /// MNIST's training and test sets, as returned by [`mnist`].
@@ -137,7 +138,7 @@ fn read_first(dir: &Path, stem: &str, kind: &str) -> Result<(PathBuf, Vec<u8>)> 
     for name in &names {
         let path = dir.join(name);
         if path.is_file() {
-            let bytes = read_bytes(&path)?;
+            let bytes = read_idx_bytes(&path)?;
             return Ok((path, bytes));
         }
     }
@@ -164,8 +165,7 @@ fn read_first(dir: &Path, stem: &str, kind: &str) -> Result<(PathBuf, Vec<u8>)> 
 /// or a label that is not a non-negative integer.
 pub fn mnist_csv(path: impl AsRef<Path>) -> Result<TensorDataset> {
     let path = path.as_ref();
-    let text = read_bytes(path)?;
-    parse_image_csv(&text, &path.display().to_string(), 28, 255.0)
+    parse_image_csv(open(path)?, &path.display().to_string(), 28, 255.0)
 }
 
 /// Where `mnist_5k.csv.gz` is: the path in the environment variable `TAPEGRAD_MNIST5K` if set
@@ -192,26 +192,49 @@ pub fn mnist_5k_path() -> Option<PathBuf> {
 
 /// Parses rows of `side * side` pixels in `0..=max_pixel` followed by a label into images
 /// `[n, 1, side, side]` divided by `max_pixel` and labels `[n]`. Blank lines are skipped; there is
-/// no header. `source` names the data in errors.
+/// no header. `source` names the data in errors. Reads line by line, so bad data is an error at
+/// its line, before the rest of a (compressed) file is inflated; a line longer than any valid row
+/// is an error without being read whole.
 pub(crate) fn parse_image_csv(
-    bytes: &[u8],
+    mut reader: impl std::io::BufRead,
     source: &str,
     side: usize,
     max_pixel: f32,
 ) -> Result<TensorDataset> {
+    use std::io::{BufRead as _, Read as _};
     let bad =
         |line: usize, what: String| Err(Error::Format(format!("{source}: line {line}: {what}")));
-    let Ok(text) = std::str::from_utf8(bytes) else {
-        return Err(Error::Format(format!("{source}: not UTF-8 text")));
-    };
     let width = side * side;
+    // generous: every field a 30-character number, and the separators
+    let max_line = (width + 1) * 32 + 2;
     let (mut pixels, mut labels) = (Vec::new(), Vec::new());
-    for (i, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let line_no = i + 1;
+    let mut raw = Vec::new();
+    let mut line_no = 0;
+    loop {
+        raw.clear();
+        let n = (&mut reader)
+            .take(max_line as u64 + 1)
+            .read_until(b'\n', &mut raw)
+            .map_err(|e| stream_error(e, source))?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        if raw.len() > max_line {
+            return bad(
+                line_no,
+                format!(
+                    "longer than {max_line} bytes, too long for a row of {} fields",
+                    width + 1
+                ),
+            );
+        }
+        let Ok(line) = std::str::from_utf8(&raw) else {
+            return Err(Error::Format(format!("{source}: not UTF-8 text")));
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
         if fields.len() != width + 1 {
             return bad(
@@ -336,7 +359,57 @@ mod tests {
     #[test]
     fn empty_and_binary_input_are_errors() {
         assert_eq!(parse_err("\n\n"), "t.csv: no rows");
-        let err = parse_image_csv(&[0xff, 0xfe, 0x00], "t.csv", 2, 16.0).unwrap_err();
+        let err = parse_image_csv(&[0xff, 0xfe, 0x00][..], "t.csv", 2, 16.0).unwrap_err();
         assert_eq!(err.to_string(), "t.csv: not UTF-8 text");
+    }
+
+    /// A gzip file of `len` bytes of `byte`, written to a scratch file.
+    fn gzip_bomb(name: &str, prefix: &[u8], byte: u8, len: usize) -> std::path::PathBuf {
+        use flate2::{write::GzEncoder, Compression};
+        use std::io::Write;
+        let path = std::env::temp_dir().join(format!("tapegrad-{name}-{}", std::process::id()));
+        let mut enc = GzEncoder::new(std::fs::File::create(&path).unwrap(), Compression::best());
+        enc.write_all(prefix).unwrap();
+        let block = vec![byte; 1 << 20];
+        for _ in 0..len >> 20 {
+            enc.write_all(&block).unwrap();
+        }
+        enc.finish().unwrap();
+        path
+    }
+
+    /// Bytes of heap currently held by this process, as glibc counts them.
+    fn heap_in_use() -> usize {
+        // SAFETY: mallinfo2 only reads the allocator's statistics.
+        unsafe { libc::mallinfo2().uordblks }
+    }
+
+    #[test]
+    fn a_gzip_csv_bomb_is_an_error_at_its_first_line_without_inflating_it() {
+        // 2 MB of gzip that would inflate to 1 GiB: one endless line
+        let path = gzip_bomb("csv-bomb.csv.gz", b"", b'0', 1 << 30);
+        let before = heap_in_use();
+        let err = mnist_csv(&path).unwrap_err().to_string();
+        assert!(
+            heap_in_use() < before + (64 << 20),
+            "the reader inflated the whole file"
+        );
+        assert!(err.contains("line 1: longer than"), "{err}");
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_gzip_idx_bomb_is_read_no_further_than_its_header_declares() {
+        // header: u8, 1 dim of 4 elements; then 1 GiB of zeros
+        let path = gzip_bomb("idx-bomb.gz", &[0, 0, 8, 1, 0, 0, 0, 4], 0, 1 << 30);
+        let bytes = crate::data::idx::read_idx_bytes(&path).unwrap();
+        assert_eq!(
+            bytes.len(),
+            8 + 4 + 1,
+            "read past the declared data plus one byte"
+        );
+        let err = crate::data::read_idx(&path).unwrap_err().to_string();
+        assert!(err.contains("trailing garbage"), "{err}");
+        std::fs::remove_file(&path).unwrap();
     }
 }

@@ -1,6 +1,8 @@
-//! Reading data files whole, gzip-compressed or not, with errors that name the file.
+//! Reading data files, gzip-compressed or not, with errors that name the file. Readers of
+//! untrusted files stream through [`open`] and stop at what the format declares, so a small
+//! compressed file that inflates to gigabytes is an error before it is inflated whole.
 
-use std::io::{self, Read};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
 use flate2::read::MultiGzDecoder;
@@ -10,15 +12,49 @@ use crate::{Error, Result};
 /// The first two bytes of every gzip stream.
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
-/// The bytes of the file at `path`, decompressed if it is gzip data (whatever its name).
+/// A buffered reader of the file at `path`, decompressing as it reads if the file is gzip data
+/// (whatever its name).
 ///
 /// # Errors
-/// [`Error::Io`] naming the file if it cannot be read; [`Error::Format`] if its gzip data is
-/// corrupt or truncated.
-pub(crate) fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| Error::Io(io::Error::new(e.kind(), format!("{}: {e}", path.display()))))?;
-    gunzip_if_gzip(bytes, &path.display().to_string())
+/// [`Error::Io`] naming the file if it cannot be opened or read.
+pub(crate) fn open(path: &Path) -> Result<Box<dyn BufRead>> {
+    let named =
+        |e: io::Error| Error::Io(io::Error::new(e.kind(), format!("{}: {e}", path.display())));
+    let mut file = BufReader::new(std::fs::File::open(path).map_err(named)?);
+    let is_gzip = file.fill_buf().map_err(named)?.starts_with(&GZIP_MAGIC);
+    Ok(if is_gzip {
+        Box::new(BufReader::new(MultiGzDecoder::new(file)))
+    } else {
+        Box::new(file)
+    })
+}
+
+/// Reads exactly `buf.len()` bytes, or fewer at the end of the data: how many were read.
+/// `source` names the data in errors.
+///
+/// # Errors
+/// [`Error::Format`] if the (gzip) data is corrupt, [`Error::Io`] for other read errors.
+pub(crate) fn read_up_to(r: &mut dyn Read, buf: &mut [u8], source: &str) -> Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(stream_error(e, source)),
+        }
+    }
+    Ok(n)
+}
+
+/// A read error of a (possibly gzip) stream: corrupt compressed data is a format error.
+pub(crate) fn stream_error(e: io::Error, source: &str) -> Error {
+    match e.kind() {
+        io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => {
+            Error::Format(format!("{source}: corrupt gzip data: {e}"))
+        }
+        _ => Error::Io(io::Error::new(e.kind(), format!("{source}: {e}"))),
+    }
 }
 
 /// `bytes` decompressed if they start with the gzip magic number, else unchanged. `source` names
@@ -73,7 +109,7 @@ mod tests {
     #[test]
     fn missing_file_is_an_io_error_naming_the_path() {
         let path = std::env::temp_dir().join("tapegrad-no-such-file-7f3a.idx");
-        let err = read_bytes(&path).unwrap_err();
+        let err = open(&path).err().expect("a missing file is an error");
         assert!(matches!(&err, Error::Io(e) if e.kind() == io::ErrorKind::NotFound));
         assert!(
             err.to_string().contains("tapegrad-no-such-file-7f3a.idx"),

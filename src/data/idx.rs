@@ -8,7 +8,7 @@ use std::path::Path;
 
 use ndarray::{ArrayD, IxDyn};
 
-use super::file::read_bytes;
+use super::file::{open, read_up_to};
 use crate::tensor::{Element, Tensor};
 use crate::{Error, Result};
 
@@ -178,8 +178,53 @@ impl Idx<'_> {
 /// its dims, corrupt gzip).
 pub fn read_idx(path: impl AsRef<Path>) -> Result<Tensor> {
     let path = path.as_ref();
-    let bytes = read_bytes(path)?;
+    let bytes = read_idx_bytes(path)?;
     Ok(parse_idx(&bytes, &path.display().to_string())?.to_tensor())
+}
+
+/// The bytes of the IDX file at `path` (decompressed if gzip), reading no more than its header
+/// declares plus one byte (so that [`parse_idx`] still sees trailing garbage): a small gzip file
+/// that would inflate far beyond its dims is never inflated whole.
+///
+/// # Errors
+/// As [`read_idx`].
+pub(crate) fn read_idx_bytes(path: &Path) -> Result<Vec<u8>> {
+    let source = path.display().to_string();
+    let mut r = open(path)?;
+    let mut bytes = vec![0u8; 4];
+    let n = read_up_to(&mut r, &mut bytes, &source)?;
+    bytes.truncate(n);
+    if n < 4 || bytes[0] != 0 || bytes[1] != 0 || IdxType::from_code(bytes[2]).is_none() {
+        // not an IDX header: parse_idx names the problem
+        return Ok(bytes);
+    }
+    let ty = IdxType::from_code(bytes[2]).expect("checked above");
+    let header = 4 + 4 * bytes[3] as usize;
+    bytes.resize(header, 0);
+    let n = read_up_to(&mut r, &mut bytes[4..], &source)?;
+    bytes.truncate(4 + n);
+    if bytes.len() < header {
+        return Ok(bytes);
+    }
+    let need = bytes[4..header]
+        .chunks_exact(4)
+        .try_fold(ty.size(), |acc, c| {
+            acc.checked_mul(u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
+        });
+    let Some(need) = need.and_then(|n| n.checked_add(header + 1)) else {
+        return Ok(bytes); // too large: parse_idx says so
+    };
+    // grow as data arrives rather than trusting the header with the allocation
+    let mut chunk = vec![0u8; 1 << 16];
+    while bytes.len() < need {
+        let want = (need - bytes.len()).min(chunk.len());
+        let k = read_up_to(&mut r, &mut chunk[..want], &source)?;
+        bytes.extend_from_slice(&chunk[..k]);
+        if k < want {
+            break;
+        }
+    }
+    Ok(bytes)
 }
 
 /// Builds IDX bytes (for tests): header of `code` and `dims`, then `data` as given.
