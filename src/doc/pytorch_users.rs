@@ -343,6 +343,10 @@
 //! | `torch.autograd.grad(y, x)` | `grad(&[&y], &[&x], false)`, a `Vec<Tensor>` |
 //! | `torch.autograd.grad(y, x, create_graph=True)` | `grad(&[&y], &[&x], true)` |
 //! | `torch.autograd.grad(y, [x, z], allow_unused=True)` | `grad_allow_unused(&[&y], &[&x, &z], false)`, `None` for unused inputs |
+//! | `h = x.register_hook(lambda g: g * 2)` | [`let h = x.register_hook(\|g\| Some(g * 2.0));`](crate::Tensor::register_hook) (`None` keeps the gradient) |
+//! | `p.register_post_accumulate_grad_hook(lambda p: ...)` | [`p.register_post_accumulate_grad_hook(\|p\| ...)`](crate::Tensor::register_post_accumulate_grad_hook) (leaves only; once per backward, after `.grad` is final) |
+//! | `h.remove()` | [`h.remove()`](crate::autograd::HookHandle::remove) (dropping `h` keeps the hook) |
+//! | `Variable._execution_engine.queue_callback(f)` | [`queue_callback(f)`](crate::autograd::queue_callback), from inside a hook |
 //! | `with torch.autograd.detect_anomaly():` | `let _a = detect_anomaly();` |
 //! | `torch.autograd.gradcheck(f, (x,))` | `gradcheck(\|t\| f(&t[0]), &[x])` (in f64) |
 //! | (graph memory) | `tapegrad::autograd::tape::len()`, `saved_bytes()`, `entries()`, `entry_of(&t)` |
