@@ -232,6 +232,16 @@ fn grad_does_not_run_hooks_of_leaves_it_was_not_asked_about() {
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 }
 
+#[test]
+fn grad_with_respect_to_a_non_leaf_returns_its_gradient_after_its_hooks() {
+    // h = 2x, y = Σ h², dy/dh = 2h = 4x; the hook adds 1
+    let x = f64s(&[1.0, 2.0]).requires_grad();
+    let h = &x * 2.0;
+    let _hk = h.register_hook(|g| Some(g + 1.0));
+    let g = grad(&[&(&h * &h).sum()], &[&h], false).remove(0);
+    assert_eq!(g.to_vec::<f64>(), vec![5.0, 9.0]);
+}
+
 // ----- register_post_accumulate_grad_hook ----------------------------------------------------
 
 #[test]
@@ -408,6 +418,28 @@ fn hooks_on_a_worker_threads_own_tape_work() {
     });
     assert!(worker.join().unwrap(), "the callback ran on the worker");
     assert_eq!(take(&seen), vec![vec![20.0, 20.0]]);
+}
+
+#[test]
+fn a_hook_can_be_removed_from_another_thread() {
+    let x = f64s(&[1.0]).requires_grad();
+    let h = x.register_hook(|g| Some(g * 5.0));
+    std::thread::spawn(move || h.remove()).join().unwrap();
+    x.sum().backward();
+    assert_eq!(x.grad().unwrap().to_vec::<f64>(), vec![1.0]);
+}
+
+#[test]
+fn registering_a_hook_on_a_non_leaf_of_another_thread_panics() {
+    let x = f64s(&[1.0]).requires_grad();
+    let h = &x * 2.0;
+    let msg = std::thread::spawn(move || panic_message(|| drop(h.register_hook(|_| None))))
+        .join()
+        .unwrap();
+    assert!(
+        msg.contains("register_hook") && msg.contains("another thread"),
+        "{msg}"
+    );
 }
 
 #[test]
