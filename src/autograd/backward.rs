@@ -2,11 +2,12 @@
 //! the leaves.
 
 use ndarray::Dimension as _;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::panic::Location;
 use std::sync::Arc;
 
 use super::function::check_finite;
+use super::hooks::{self, Hooks};
 use super::mode::{is_anomaly_enabled, set_grad_enabled};
 use super::tape::{self, Input};
 use crate::tensor::Tensor;
@@ -196,6 +197,12 @@ fn run(
     let retain_graph = opts.retain_graph || opts.create_graph;
     let _mode = set_grad_enabled(opts.create_graph);
     let my_tape = tape::current_tape_id();
+    let pass = hooks::begin_pass();
+    let mut hooked = if hooks::any_leaf_hooks() {
+        HookedLeaves::count_uses(outputs, &sink, my_tape)
+    } else {
+        HookedLeaves::default()
+    };
     let mut pending: BTreeMap<u64, Tensor> = BTreeMap::new();
     for (o, g) in outputs.iter().zip(grads) {
         if g.shape() != o.shape() {
@@ -228,7 +235,7 @@ fn run(
                 "backward: this tensor was computed on another thread; call backward on the \
                  thread that computed it, at {loc}"
             ),
-            None if o.requires_grad_enabled() => deliver_leaf(&mut sink, o, g),
+            None if o.requires_grad_enabled() => hooked.deliver(&mut sink, o, Some(g)),
             None => panic!(
                 "backward: the tensor does not require grad and has no grad_fn (did you forget \
                  requires_grad(), or compute it under no_grad?), at {loc}"
@@ -236,10 +243,14 @@ fn run(
         }
     }
 
-    while let Some((id, g)) = pending.pop_last() {
+    while let Some((id, mut g)) = pending.pop_last() {
         let Some(entry) = tape::get(tape::NodeRef { tape: my_tape, id }) else {
             panic!("backward: internal error: tape entry {id} is missing, at {loc}");
         };
+        // All consumers have larger ids, so `g` is complete: the moment for the tensor's hooks.
+        if let Some(h) = entry.hooks.get() {
+            g = h.run_tensor_hooks(g);
+        }
         if let Sink::Capture { nodes, out, .. } = &mut sink {
             if let Some(&i) = nodes.get(&id) {
                 add_into(&mut out[i], g.clone());
@@ -279,7 +290,12 @@ fn run(
             tape::free(&entry);
         }
         for (i, (inp, gi)) in entry.inputs.iter().zip(input_grads).enumerate() {
-            let Some(gi) = gi else { continue };
+            let Some(gi) = gi else {
+                if let Input::Leaf(t) = inp {
+                    hooked.deliver(&mut sink, t, None);
+                }
+                continue;
+            };
             if matches!(inp, Input::Const) {
                 continue;
             }
@@ -316,19 +332,160 @@ fn run(
                         }
                     }
                 }
-                Input::Leaf(t) => deliver_leaf(&mut sink, t, gi),
+                Input::Leaf(t) => hooked.deliver(&mut sink, t, Some(gi)),
                 Input::Const => {}
+            }
+        }
+    }
+    hooked.flush(&mut sink);
+    pass.finish();
+}
+
+fn leaf_key(leaf: &Tensor) -> *const () {
+    Arc::as_ptr(&leaf.inner) as *const ()
+}
+
+/// Hands a leaf its (final, for hooked leaves) gradient: its tensor hooks, then `.grad` or the
+/// captured slot, then its post-accumulate hooks. Leaves `grad()` did not ask for get nothing and
+/// run no hooks, as PyTorch does not run their `AccumulateGrad`.
+fn deliver_final(sink: &mut Sink, leaf: &Tensor, hooks: Option<&Hooks>, g: Tensor) {
+    match sink {
+        Sink::Accumulate => {
+            let g = match hooks {
+                Some(h) => h.run_tensor_hooks(g),
+                None => g,
+            };
+            leaf.accumulate_grad(g);
+            if let Some(h) = hooks {
+                h.run_post_hooks(leaf);
+            }
+        }
+        Sink::Capture { leaves, out, .. } => {
+            if let Some(&i) = leaves.get(&leaf_key(leaf)) {
+                let g = match hooks {
+                    Some(h) => h.run_tensor_hooks(g),
+                    None => g,
+                };
+                add_into(&mut out[i], g);
             }
         }
     }
 }
 
-fn deliver_leaf(sink: &mut Sink, leaf: &Tensor, g: Tensor) {
-    match sink {
-        Sink::Accumulate => leaf.accumulate_grad(g),
-        Sink::Capture { leaves, out, .. } => {
-            if let Some(&i) = leaves.get(&(Arc::as_ptr(&leaf.inner) as *const ())) {
-                add_into(&mut out[i], g);
+/// Leaves with hooks, whose contributions are summed over the pass so that their hooks run once,
+/// on the final gradient, as PyTorch's `AccumulateGrad` node runs once its inputs are all in.
+#[derive(Default)]
+struct HookedLeaves {
+    index: HashMap<*const (), usize>,
+    slots: Vec<HookedLeaf>,
+}
+
+struct HookedLeaf {
+    leaf: Tensor,
+    hooks: Arc<Hooks>,
+    grad: Option<Tensor>,
+    /// Uses in the graph whose contribution has not arrived yet.
+    remaining: usize,
+}
+
+impl HookedLeaves {
+    /// Counts the uses of hooked leaves in the part of the tape reachable from `outputs`.
+    fn count_uses(outputs: &[&Tensor], sink: &Sink, my_tape: u64) -> HookedLeaves {
+        let mut h = HookedLeaves::default();
+        let mut seen = HashSet::new();
+        let mut stack = Vec::new();
+        for o in outputs {
+            match o.node() {
+                Some(n) if n.tape == my_tape => {
+                    if seen.insert(n.id) {
+                        stack.push(n.id);
+                    }
+                }
+                Some(_) => {}
+                None => h.add_use(o, sink),
+            }
+        }
+        while let Some(id) = stack.pop() {
+            let Some(e) = tape::get(tape::NodeRef { tape: my_tape, id }) else {
+                continue;
+            };
+            for inp in &e.inputs {
+                match inp {
+                    Input::Node(j) => {
+                        if seen.insert(*j) {
+                            stack.push(*j);
+                        }
+                    }
+                    Input::Leaf(t) => h.add_use(t, sink),
+                    Input::Const => {}
+                }
+            }
+        }
+        h
+    }
+
+    fn add_use(&mut self, leaf: &Tensor, sink: &Sink) {
+        let Some(hooks) = leaf.leaf_hooks() else {
+            return;
+        };
+        if let Sink::Capture { leaves, .. } = sink {
+            if !leaves.contains_key(&leaf_key(leaf)) {
+                return;
+            }
+        }
+        let slots = &mut self.slots;
+        let i = *self.index.entry(leaf_key(leaf)).or_insert_with(|| {
+            slots.push(HookedLeaf {
+                leaf: leaf.clone(),
+                hooks: hooks.clone(),
+                grad: None,
+                remaining: 0,
+            });
+            slots.len() - 1
+        });
+        self.slots[i].remaining += 1;
+    }
+
+    /// One use of `leaf` contributed `g` (`None`: that use gave it no gradient).
+    fn deliver(&mut self, sink: &mut Sink, leaf: &Tensor, g: Option<Tensor>) {
+        let slot = if self.index.is_empty() {
+            None
+        } else {
+            self.index.get(&leaf_key(leaf)).copied()
+        };
+        let Some(i) = slot else {
+            // Not counted: no hooks (the common case), or hooks registered during this pass,
+            // which then run on each contribution.
+            if let Some(g) = g {
+                deliver_final(sink, leaf, leaf.leaf_hooks().map(|h| &**h), g);
+            }
+            return;
+        };
+        let s = &mut self.slots[i];
+        if let Some(g) = g {
+            add_into(&mut s.grad, g);
+        }
+        s.remaining = s.remaining.saturating_sub(1);
+        if s.remaining == 0 {
+            self.finish(sink, i);
+        }
+    }
+
+    fn finish(&mut self, sink: &mut Sink, i: usize) {
+        let s = &mut self.slots[i];
+        if let Some(g) = s.grad.take() {
+            let (leaf, hooks) = (s.leaf.clone(), s.hooks.clone());
+            deliver_final(sink, &leaf, Some(&hooks), g);
+        }
+    }
+
+    /// Delivers what is still summed: leaves some of whose uses got no gradient (a branch of the
+    /// graph that the walk never reached).
+    fn flush(&mut self, sink: &mut Sink) {
+        for i in 0..self.slots.len() {
+            if self.slots[i].remaining > 0 {
+                self.slots[i].remaining = 0;
+                self.finish(sink, i);
             }
         }
     }

@@ -173,6 +173,8 @@ pub struct Entry {
     /// Bytes of saved tensors, 0 once freed.
     saved_bytes: Cell<usize>,
     pub(crate) retain: RefCell<Option<Weak<Inner>>>,
+    /// Hooks registered on the entry's output with `register_hook`.
+    pub(crate) hooks: std::cell::OnceCell<std::sync::Arc<super::hooks::Hooks>>,
 }
 
 impl Entry {
@@ -342,6 +344,7 @@ pub(crate) fn push(
             state: RefCell::new(Some(state)),
             saved_bytes: Cell::new(saved_bytes),
             retain: RefCell::new(None),
+            hooks: Default::default(),
         };
         t.entries.insert(id, Rc::new(entry));
         NodeRef { tape: t.id, id }

