@@ -388,3 +388,14 @@ fn a_transformer_layer_with_a_padding_mask_traces_and_matches_the_schema() {
         assert!(ops.contains(op), "{op} missing from {ops:?}");
     }
 }
+
+#[test]
+fn a_traced_tensor_from_another_thread_is_a_constant_of_this_trace() {
+    let made_elsewhere = std::thread::spawn(|| autograd::trace(|| Tensor::ones(&[2]) * 3.0))
+        .join()
+        .unwrap();
+    let y = autograd::trace(|| made_elsewhere.relu());
+    let e = tape::entry_of(&y).unwrap();
+    assert!(matches!(&e.inputs[0], Input::Const(t) if t.same(&made_elsewhere)));
+    assert_eq!(y.to_vec::<f32>(), vec![3.0, 3.0]);
+}

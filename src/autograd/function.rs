@@ -53,14 +53,15 @@ impl<'a> Op<'a> {
     /// Starts recording op `name` applied to `inputs`.
     ///
     /// # Panics
-    /// If an input was produced on another thread's tape.
+    /// If an input was produced on another thread's tape and this application is recorded for
+    /// backward.
     #[track_caller]
     pub(crate) fn new(name: &'static str, inputs: &'a [&'a Tensor]) -> Op<'a> {
         let location = Location::caller();
         CURRENT.with(|c| c.set(Some(location)));
         let grad = is_grad_enabled() && inputs.iter().any(|t| t.requires_grad_enabled());
         let record = grad || is_tracing();
-        if record {
+        if grad {
             let my = tape::current_tape_id();
             for t in inputs {
                 if let Some(n) = t.node() {
@@ -179,11 +180,15 @@ impl<'a> Op<'a> {
             b.saved = std::mem::take(&mut self.saved);
             b
         });
+        let my = tape::current_tape_id();
         let inputs: Vec<Input> = self
             .inputs
             .iter()
             .map(|t| match t.node() {
-                Some(n) => Input::Node(n.id),
+                Some(n) if n.tape == my => Input::Node(n.id),
+                // made on another thread's tape (only reached while tracing: recording for
+                // backward refuses it in `new`): to this trace it is a constant
+                Some(_) => Input::Const((*t).clone()),
                 None if t.requires_grad_enabled() => Input::Leaf((*t).clone()),
                 None => Input::Const((*t).clone()),
             })
