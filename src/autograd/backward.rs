@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::function::check_finite;
 use super::hooks::{self, Hooks};
-use super::mode::{is_anomaly_enabled, set_grad_enabled};
+use super::mode::{is_anomaly_enabled, set_grad_enabled, set_tracing};
 use super::tape::{self, Input};
 use crate::tensor::Tensor;
 
@@ -196,6 +196,8 @@ fn run(
 ) {
     let retain_graph = opts.retain_graph || opts.create_graph;
     let _mode = set_grad_enabled(opts.create_graph);
+    // a trace is of the forward computation: the ops of backward rules are not part of it
+    let _no_trace = set_tracing(false);
     let my_tape = tape::current_tape_id();
     let pass = hooks::begin_pass();
     let mut hooked = if hooks::any_leaf_hooks() {
@@ -225,6 +227,11 @@ fn run(
             g.detach()
         };
         match o.node() {
+            // an output of an entry recorded only for tracing: nothing to differentiate
+            Some(_) if !o.requires_grad_enabled() => panic!(
+                "backward: the tensor does not require grad (it was computed under no_grad or \
+                 from inputs that do not require grad), at {loc}"
+            ),
             Some(n) if n.tape == my_tape => {
                 let slot = pending.entry(n.id).or_insert_with(|| g.clone());
                 if !slot.same(&g) {
@@ -283,7 +290,15 @@ fn run(
                 opts.create_graph,
             );
             let _running = super::mode::enter_backward(entry.op, entry.location);
-            (state.f)(&ctx, &g)
+            let mut grads = (state.f)(&ctx, &g);
+            // inputs that need no gradient (constants, outputs of tracing-only entries) get none,
+            // whatever the rule returned
+            for (gi, &need) in grads.iter_mut().zip(&state.needs) {
+                if !need {
+                    *gi = None;
+                }
+            }
+            grads
         };
         drop(g);
         if !retain_graph {
@@ -296,7 +311,7 @@ fn run(
                 }
                 continue;
             };
-            if matches!(inp, Input::Const) {
+            if matches!(inp, Input::Const(_)) {
                 continue;
             }
             if gi.shape() != entry.input_shapes[i].slice() {
@@ -333,7 +348,7 @@ fn run(
                     }
                 }
                 Input::Leaf(t) => hooked.deliver(&mut sink, t, Some(gi)),
-                Input::Const => {}
+                Input::Const(_) => {}
             }
         }
     }
@@ -417,7 +432,7 @@ impl HookedLeaves {
                         }
                     }
                     Input::Leaf(t) => h.add_use(t, sink),
-                    Input::Const => {}
+                    Input::Const(_) => {}
                 }
             }
         }

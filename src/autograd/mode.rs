@@ -1,12 +1,15 @@
-//! Thread-local autograd modes: `no_grad`, `enable_grad` and anomaly detection, as RAII guards.
+//! Thread-local autograd modes: `no_grad`, `enable_grad`, anomaly detection and tracing, as RAII
+//! guards.
 
 use std::cell::Cell;
 use std::marker::PhantomData;
 use std::panic::Location;
+use std::thread::LocalKey;
 
 thread_local! {
     static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
     static ANOMALY: Cell<bool> = const { Cell::new(false) };
+    static TRACING: Cell<bool> = const { Cell::new(false) };
     /// The tape entry whose backward rule is running (op name and the user's call site), so that
     /// anomalies found inside a rule name the op being differentiated.
     static IN_BACKWARD: Cell<Option<(&'static str, &'static Location<'static>)>> =
@@ -29,18 +32,35 @@ pub(crate) fn in_backward() -> Option<(&'static str, &'static Location<'static>)
     IN_BACKWARD.with(|c| c.get())
 }
 
-/// Restores the previous grad mode when dropped. Made by [`no_grad`], [`enable_grad`] and
-/// [`set_grad_enabled`]; not `Send`, because the mode belongs to the thread.
-#[must_use = "the mode lasts only while the guard is alive: `let _g = no_grad();`"]
-pub struct GradModeGuard {
+/// Sets a thread-local mode flag and restores the value it found when dropped: what every guard
+/// of this module holds. Not `Send`, because the modes belong to the thread.
+struct FlagRestore {
+    flag: &'static LocalKey<Cell<bool>>,
     prev: bool,
     _not_send: PhantomData<*const ()>,
 }
 
-impl Drop for GradModeGuard {
-    fn drop(&mut self) {
-        GRAD_ENABLED.with(|g| g.set(self.prev));
+impl FlagRestore {
+    fn set(flag: &'static LocalKey<Cell<bool>>, value: bool) -> FlagRestore {
+        FlagRestore {
+            flag,
+            prev: flag.with(|f| f.replace(value)),
+            _not_send: PhantomData,
+        }
     }
+}
+
+impl Drop for FlagRestore {
+    fn drop(&mut self) {
+        self.flag.with(|f| f.set(self.prev));
+    }
+}
+
+/// Restores the previous grad mode when dropped. Made by [`no_grad`], [`enable_grad`] and
+/// [`set_grad_enabled`]; not `Send`, because the mode belongs to the thread.
+#[must_use = "the mode lasts only while the guard is alive: `let _g = no_grad();`"]
+pub struct GradModeGuard {
+    _restore: FlagRestore,
 }
 
 /// Disables gradient recording on this thread until the guard is dropped, like `torch.no_grad()`.
@@ -67,10 +87,8 @@ pub fn enable_grad() -> GradModeGuard {
 
 /// Sets whether ops are recorded on this thread until the guard is dropped.
 pub fn set_grad_enabled(enabled: bool) -> GradModeGuard {
-    let prev = GRAD_ENABLED.with(|g| g.replace(enabled));
     GradModeGuard {
-        prev,
-        _not_send: PhantomData,
+        _restore: FlagRestore::set(&GRAD_ENABLED, enabled),
     }
 }
 
@@ -82,14 +100,7 @@ pub fn is_grad_enabled() -> bool {
 /// Restores the previous anomaly mode when dropped.
 #[must_use = "anomaly detection lasts only while the guard is alive"]
 pub struct AnomalyGuard {
-    prev: bool,
-    _not_send: PhantomData<*const ()>,
-}
-
-impl Drop for AnomalyGuard {
-    fn drop(&mut self) {
-        ANOMALY.with(|a| a.set(self.prev));
-    }
+    _restore: FlagRestore,
 }
 
 /// Turns on anomaly detection on this thread until the guard is dropped, like
@@ -105,14 +116,76 @@ impl Drop for AnomalyGuard {
 /// let _y = x.log(); // panics: "log ... produced NaN"
 /// ```
 pub fn detect_anomaly() -> AnomalyGuard {
-    let prev = ANOMALY.with(|a| a.replace(true));
     AnomalyGuard {
-        prev,
-        _not_send: PhantomData,
+        _restore: FlagRestore::set(&ANOMALY, true),
     }
 }
 
 /// Whether anomaly detection is on for this thread.
 pub fn is_anomaly_enabled() -> bool {
     ANOMALY.with(|a| a.get())
+}
+
+/// Restores the previous tracing mode when dropped. Made by [`tracing`].
+#[must_use = "tracing lasts only while the guard is alive: `let _t = tracing();`"]
+pub struct TracingGuard {
+    _restore: FlagRestore,
+}
+
+/// Records every op on this thread's tape until the guard is dropped, like the tracer behind
+/// `torch.jit.trace` / `torch.onnx.export`: also under [`no_grad`], in eval mode, and ops with no
+/// differentiable input (comparisons, `argmax`, indexing of constant data). Tensors that are not
+/// produced by an op (the model's input, parameters, constants made inside `forward`) appear as
+/// inputs of the entries that use them, with their values (see
+/// [`Input`](super::tape::Input)).
+///
+/// Entries recorded only because of tracing have no backward rule and do not make their outputs
+/// require grad; `backward` never walks them. Backward passes run inside a tracing region are not
+/// traced themselves. Read the result with [`TapeGraph::of`](super::graph::TapeGraph::of) or
+/// [`tape::entry_of`](super::tape::entry_of) while the outputs are alive.
+///
+/// ```
+/// use tapegrad::prelude::*;
+/// use tapegrad::autograd::{self, tape};
+/// let x = Tensor::from_vec(vec![1.0, -2.0], &[2]);
+/// let y = {
+///     let _t = autograd::tracing();
+///     let _g = no_grad();
+///     x.gt_scalar(0.0) // a comparison of constant data: recorded while tracing
+/// };
+/// let e = tape::entry_of(&y).unwrap();
+/// assert_eq!(e.op, "gt");
+/// assert!(!y.requires_grad_enabled());
+/// ```
+pub fn tracing() -> TracingGuard {
+    set_tracing(true)
+}
+
+/// Sets whether every op is recorded on this thread until the guard is dropped (see [`tracing`]).
+pub fn set_tracing(enabled: bool) -> TracingGuard {
+    TracingGuard {
+        _restore: FlagRestore::set(&TRACING, enabled),
+    }
+}
+
+/// Runs `f` with [`tracing`] on and returns what it returns (keep the output tensors: their
+/// entries, and the entries they depend on, live as long as they do).
+///
+/// ```
+/// use tapegrad::prelude::*;
+/// use tapegrad::autograd::{self, graph::TapeGraph};
+/// let w = Tensor::ones(&[2, 2]);
+/// let y = autograd::trace(|| w.matmul(&Tensor::ones(&[2, 1])).relu());
+/// let g = TapeGraph::of(&[&y], &[]);
+/// let ops: Vec<_> = g.ops().map(|(_, n)| n.op_name().unwrap()).collect();
+/// assert_eq!(ops, ["matmul", "relu"]);
+/// ```
+pub fn trace<R>(f: impl FnOnce() -> R) -> R {
+    let _t = tracing();
+    f()
+}
+
+/// Whether every op is being recorded on this thread (see [`tracing`]).
+pub fn is_tracing() -> bool {
+    TRACING.with(|t| t.get())
 }
