@@ -1,0 +1,3 @@
+//! ONNX export.
+
+pub mod proto;
