@@ -1,0 +1,185 @@
+//! Running the model under tracing and reading the tape into the exporter's view of the graph.
+//!
+//! The forward runs twice: once on the example inputs and once on inputs grown by one along every
+//! dynamic axis. Dims (and shape attributes) that differ between the two runs depend on a dynamic
+//! axis; everything else is a literal. Both runs must record the same ops in the same order.
+
+use std::collections::{HashMap, HashSet};
+use std::panic::Location;
+use std::rc::Rc;
+
+use ndarray::Dimension as _;
+
+use crate::autograd::tape::{self, Attr, Entry, Input};
+use crate::error::{Error, Result};
+use crate::tensor::{DType, Tensor};
+
+/// Where an input of a traced op comes from.
+#[derive(Clone)]
+pub(crate) enum Src {
+    /// The output of an earlier node (index into [`Traced::nodes`]).
+    Node(usize),
+    /// The `k`-th graph input.
+    Input(usize),
+    /// A parameter or buffer, by its `state_dict` name.
+    Param(String, Tensor),
+    /// A constant whose value the tape did not record.
+    Const,
+}
+
+/// One traced op.
+pub(crate) struct Node {
+    pub op: &'static str,
+    pub attrs: Vec<(&'static str, Attr)>,
+    pub inputs: Vec<Src>,
+    pub input_shapes: Vec<Vec<usize>>,
+    pub shape: Vec<usize>,
+    pub dtype: DType,
+    pub location: &'static Location<'static>,
+    /// Per output dim: whether it changed between the two runs (depends on a dynamic axis).
+    pub dynamic: Vec<bool>,
+}
+
+impl Node {
+    pub fn attr(&self, key: &str) -> Option<&Attr> {
+        self.attrs.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+}
+
+/// The graph of one forward pass, in topological order.
+pub(crate) struct Traced {
+    pub nodes: Vec<Node>,
+    /// The nodes (or inputs) that are the graph's outputs.
+    pub outputs: Vec<Src>,
+}
+
+/// The inputs of the second run: every dynamic axis grown by one (its first slice repeated), so
+/// ids and masks stay valid values.
+pub(crate) fn grow(x: &Tensor, axes: &[usize]) -> Tensor {
+    let _g = crate::autograd::no_grad();
+    let mut y = x.detach();
+    for &a in axes {
+        y = Tensor::cat(&[&y, &y.narrow(a as isize, 0, 1)], a as isize);
+    }
+    y.detach()
+}
+
+/// One forward pass: the entries behind its outputs (oldest first), the outputs, and the input
+/// handles it ran on.
+type Run = (Vec<Rc<Entry>>, Vec<Tensor>, Vec<Tensor>);
+
+/// Runs `f` on `inputs` and reads the tape behind its outputs.
+fn run(
+    f: &dyn Fn(&[Tensor]) -> Vec<Tensor>,
+    inputs: &[Tensor],
+    params: &[(String, Tensor)],
+) -> Result<Run> {
+    // Fresh handles, so that each graph input is found on the tape by identity. Float inputs
+    // require grad so that every op downstream of them is recorded.
+    let handles: Vec<Tensor> = inputs
+        .iter()
+        .map(|x| {
+            let h = x.detach();
+            if h.dtype().is_float() {
+                h.requires_grad()
+            } else {
+                h
+            }
+        })
+        .collect();
+    let _grad = crate::autograd::enable_grad();
+    let outs = f(&handles);
+    let live: HashMap<u64, Rc<Entry>> = tape::entries().into_iter().map(|e| (e.id, e)).collect();
+    let mut reach = HashSet::new();
+    let mut stack: Vec<Rc<Entry>> = outs.iter().filter_map(tape::entry_of).collect();
+    while let Some(e) = stack.pop() {
+        if !reach.insert(e.id) {
+            continue;
+        }
+        for inp in &e.inputs {
+            if let Input::Node(j) = inp {
+                if let Some(ej) = live.get(j) {
+                    stack.push(ej.clone());
+                }
+            }
+        }
+    }
+    let mut ids: Vec<u64> = reach.into_iter().collect();
+    ids.sort_unstable();
+    let entries = ids.into_iter().map(|id| live[&id].clone()).collect();
+    let _ = params;
+    Ok((entries, outs, handles))
+}
+
+/// Traces `f` at the example inputs and at inputs grown along `dynamic_axes` (per input).
+pub(crate) fn trace(
+    f: &dyn Fn(&[Tensor]) -> Vec<Tensor>,
+    inputs: &[&Tensor],
+    dynamic_axes: &[Vec<usize>],
+    params: &[(String, Tensor)],
+) -> Result<Traced> {
+    let a_in: Vec<Tensor> = inputs.iter().map(|x| x.detach()).collect();
+    let b_in: Vec<Tensor> = inputs
+        .iter()
+        .zip(dynamic_axes)
+        .map(|(x, axes)| grow(x, axes))
+        .collect();
+    let (ea, outs_a, ha) = run(f, &a_in, params)?;
+    let (eb, _outs_b, _hb) = run(f, &b_in, params)?;
+    if ea.len() != eb.len() || ea.iter().zip(&eb).any(|(a, b)| a.op != b.op) {
+        return Err(Error::Unsupported(format!(
+            "export: the model records different ops for inputs of another size ({} ops at the \
+             example inputs, {} with the dynamic axes grown by one): its control flow depends \
+             on the input's shape",
+            ea.len(),
+            eb.len()
+        )));
+    }
+    let index: HashMap<u64, usize> = ea.iter().enumerate().map(|(i, e)| (e.id, i)).collect();
+    let src = |inp: &Input| -> Src {
+        match inp {
+            Input::Node(j) => Src::Node(index[j]),
+            Input::Leaf(t) => {
+                if let Some(k) = ha.iter().position(|h| h.same(t)) {
+                    return Src::Input(k);
+                }
+                match params.iter().find(|(_, p)| p.same(t)) {
+                    Some((n, p)) => Src::Param(n.clone(), p.clone()),
+                    None => Src::Param(t.name().unwrap_or_else(|| "constant".into()), t.clone()),
+                }
+            }
+            Input::Const => Src::Const,
+        }
+    };
+    let nodes = ea
+        .iter()
+        .zip(&eb)
+        .map(|(a, b)| Node {
+            op: a.op,
+            attrs: a.attrs.clone(),
+            inputs: a.inputs.iter().map(src).collect(),
+            input_shapes: a.input_shapes.iter().map(|s| s.slice().to_vec()).collect(),
+            shape: a.output_shape.slice().to_vec(),
+            dtype: a.dtype,
+            location: a.location,
+            dynamic: a
+                .output_shape
+                .slice()
+                .iter()
+                .zip(b.output_shape.slice())
+                .map(|(x, y)| x != y)
+                .collect(),
+        })
+        .collect();
+    let outputs = outs_a
+        .iter()
+        .map(|o| match tape::entry_of(o) {
+            Some(e) if index.contains_key(&e.id) => Src::Node(index[&e.id]),
+            _ => match ha.iter().position(|h| h.same(o)) {
+                Some(k) => Src::Input(k),
+                None => Src::Const,
+            },
+        })
+        .collect();
+    Ok(Traced { nodes, outputs })
+}
