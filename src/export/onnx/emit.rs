@@ -117,7 +117,7 @@ impl Builder {
         }
     }
 
-    fn fresh(&mut self, base: &str) -> String {
+    pub fn fresh(&mut self, base: &str) -> String {
         self.counter += 1;
         format!("/{base}_{}", self.counter)
     }
@@ -159,7 +159,7 @@ impl Builder {
     }
 
     /// `x` cast to `to` (no node when it already has that dtype).
-    fn cast(&mut self, x: &Value, to: DType) -> String {
+    pub fn cast(&mut self, x: &Value, to: DType) -> String {
         if x.dtype == to {
             return x.name.clone();
         }
@@ -172,7 +172,7 @@ impl Builder {
 
     /// `reduce(x)` over `axes`: the axes are an attribute before opset 18 (13 for ReduceSum)
     /// and an input from then on.
-    fn reduce(&mut self, op: &str, x: &str, axes: &[i64], keepdims: bool) -> String {
+    pub fn reduce(&mut self, op: &str, x: &str, axes: &[i64], keepdims: bool) -> String {
         let keep = attr_int("keepdims", keepdims as i64);
         let axes_as_input = op == "ReduceSum" || self.opset >= 18;
         if axes_as_input {
@@ -385,9 +385,17 @@ pub(crate) fn emit(b: &mut Builder, n: &Node, ins: &[Value]) -> Result<String> {
                 attr_int("group", int_attr(n, "groups")?),
             ];
             if n.op == "conv_transpose2d" {
-                if let Ok(op) = ints_attr(n, "output_padding") {
-                    attrs.push(attr_ints("output_padding", &op));
-                }
+                // output_padding is what the output has beyond (in-1)s - 2p + d(k-1) + 1
+                let (s, d) = (ints_attr(n, "stride")?, ints_attr(n, "dilation")?);
+                let r = ins[0].shape.len();
+                let op: Vec<i64> = (0..2)
+                    .map(|i| {
+                        let (inp, k) = (ins[0].shape[r - 2 + i] as i64, ins[1].shape[2 + i] as i64);
+                        n.shape[r - 2 + i] as i64
+                            - ((inp - 1) * s[i] - 2 * pad[i] + d[i] * (k - 1) + 1)
+                    })
+                    .collect();
+                attrs.push(attr_ints("output_padding", &op));
             }
             let names: Vec<&str> = ins.iter().map(|v| v.name.as_str()).collect();
             let op = if n.op == "conv2d" {
@@ -398,18 +406,108 @@ pub(crate) fn emit(b: &mut Builder, n: &Node, ins: &[Value]) -> Result<String> {
             b.node(op, &names, attrs)
         }
         "layer_norm" => {
-            let axis = match n.attr("normalized_shape") {
-                Some(Attr::Ints(s)) => -(s.len() as i64),
-                _ if ins.len() > 1 => -(ins[1].shape.len() as i64),
-                _ => return Err(unsupported(n, "has no normalized_shape attribute")),
-            };
-            let eps = float_attr(n, "eps")? as f32;
-            let names: Vec<&str> = ins.iter().map(|v| v.name.as_str()).collect();
+            let shape = ints_attr(n, "normalized_shape")?;
+            let (w, bias) = affine(b, n, ins, &shape)?;
             b.node(
                 "LayerNormalization",
-                &names,
-                vec![attr_int("axis", axis), attr_float("epsilon", eps)],
+                &[&x(), &w, &bias],
+                vec![
+                    attr_int("axis", -(shape.len() as i64)),
+                    attr_float("epsilon", float_attr(n, "eps")? as f32),
+                ],
             )
+        }
+        "batch_norm" => {
+            if bool_attr(n, "training")? {
+                return Err(unsupported(n, "runs with batch statistics (training mode)"));
+            }
+            let c = ins[0].shape[1] as i64;
+            let (w, bias) = affine(b, n, ins, &[c])?;
+            let k = 1 + n.has("has_weight") as usize + n.has("has_bias") as usize;
+            if !(n.has("has_running_mean") && n.has("has_running_var")) {
+                return Err(unsupported(n, "has no running statistics"));
+            }
+            let (mean, var) = (ins[k].name.clone(), ins[k + 1].name.clone());
+            b.node(
+                "BatchNormalization",
+                &[&x(), &w, &bias, &mean, &var],
+                vec![attr_float("epsilon", float_attr(n, "eps")? as f32)],
+            )
+        }
+        "group_norm" => group_norm(b, n, ins)?,
+        "max_pool2d" | "avg_pool2d" => {
+            let pad = ints_attr(n, "padding")?;
+            let mut attrs = vec![
+                attr_ints("kernel_shape", &ints_attr(n, "kernel_size")?),
+                attr_ints("strides", &ints_attr(n, "stride")?),
+                attr_ints("pads", &[pad[0], pad[1], pad[0], pad[1]]),
+                attr_int("ceil_mode", bool_attr(n, "ceil_mode")? as i64),
+            ];
+            let op = if n.op == "max_pool2d" {
+                attrs.push(attr_ints("dilations", &ints_attr(n, "dilation")?));
+                "MaxPool"
+            } else {
+                let cip = bool_attr(n, "count_include_pad")?;
+                attrs.push(attr_int("count_include_pad", cip as i64));
+                "AveragePool"
+            };
+            b.node(op, &[&x()], attrs)
+        }
+        "adaptive_avg_pool2d" => {
+            let out = ints_attr(n, "output_size")?;
+            let r = ins[0].shape.len();
+            let (h, w) = (ins[0].shape[r - 2] as i64, ins[0].shape[r - 1] as i64);
+            if out == [1, 1] {
+                b.node("GlobalAveragePool", &[&x()], vec![])
+            } else if h % out[0] == 0 && w % out[1] == 0 {
+                let k = [h / out[0], w / out[1]];
+                b.node(
+                    "AveragePool",
+                    &[&x()],
+                    vec![attr_ints("kernel_shape", &k), attr_ints("strides", &k)],
+                )
+            } else {
+                return Err(unsupported(
+                    n,
+                    &format!("pools {h}x{w} to {out:?}, which is not a fixed window"),
+                ));
+            }
+        }
+        "eq" | "ne" | "lt" | "le" | "gt" | "ge" => {
+            let d = ins[0].dtype;
+            let l = ins[0].name.clone();
+            let r = b.cast(&ins[1], d);
+            let op = match n.op {
+                "eq" | "ne" => "Equal",
+                "lt" => "Less",
+                "le" => "LessOrEqual",
+                "gt" => "Greater",
+                _ => "GreaterOrEqual",
+            };
+            let y = b.node(op, &[&l, &r], vec![]);
+            if n.op == "ne" {
+                b.node("Not", &[&y], vec![])
+            } else {
+                y
+            }
+        }
+        "logical_and" => b.node("And", &[&ins[0].name, &ins[1].name], vec![]),
+        "logical_or" => b.node("Or", &[&ins[0].name, &ins[1].name], vec![]),
+        "logical_not" => unary(b, "Not"),
+        "argmax" | "argmin" => {
+            let dims = ints_attr(n, "dims")?;
+            let keep = bool_attr(n, "keepdim")?;
+            let op = if n.op == "argmax" { "ArgMax" } else { "ArgMin" };
+            if dims.len() == 1 {
+                let a = vec![attr_int("axis", dims[0]), attr_int("keepdims", keep as i64)];
+                b.node(op, &[&x()], a)
+            } else {
+                // over every dim: the index into the flattened tensor
+                let flat = b.ints(&[-1]);
+                let f = b.node("Reshape", &[&x(), &flat], vec![]);
+                let a = vec![attr_int("axis", 0), attr_int("keepdims", 0)];
+                b.node(op, &[&f], a)
+            }
         }
         _ => return Err(unsupported(n, "has no ONNX mapping")),
     })
@@ -538,4 +636,52 @@ fn slice(b: &mut Builder, n: &Node, x: &Value) -> Result<String> {
         &[&x.name, &names[0], &names[1], &names[2], &names[3]],
         vec![],
     ))
+}
+
+/// The scale and shift of a norm: its weight and bias inputs, or ones / zeros of `shape` where
+/// the module has none (`has_weight` / `has_bias` false).
+fn affine(b: &mut Builder, n: &Node, ins: &[Value], shape: &[i64]) -> Result<(String, String)> {
+    let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+    let mut k = 1;
+    let mut pick = |b: &mut Builder, has: bool, fill: f32| {
+        if has {
+            k += 1;
+            ins[k - 1].name.clone()
+        } else {
+            let name = b.fresh("const");
+            b.initializer(&name, &Tensor::full(&dims, fill).to_dtype(n.dtype))
+        }
+    };
+    let w = pick(b, n.has("has_weight"), 1.0);
+    let bias = pick(b, n.has("has_bias"), 0.0);
+    Ok((w, bias))
+}
+
+/// GroupNorm as its decomposition (ONNX's GroupNormalization scales per group before opset 21):
+/// normalise `[N, G, -1]`, restore the input's shape, then scale and shift per channel.
+fn group_norm(b: &mut Builder, n: &Node, ins: &[Value]) -> Result<String> {
+    let g = int_attr(n, "num_groups")?;
+    let eps = b.scalar(float_attr(n, "eps")?, n.dtype);
+    let x = &ins[0].name;
+    let grouped = b.ints(&[0, g, -1]);
+    let xg = b.node("Reshape", &[x, &grouped], vec![]);
+    let mean = b.reduce("ReduceMean", &xg, &[2], true);
+    let centred = b.node("Sub", &[&xg, &mean], vec![]);
+    let sq = b.node("Mul", &[&centred, &centred], vec![]);
+    let var = b.reduce("ReduceMean", &sq, &[2], true);
+    let ve = b.node("Add", &[&var, &eps], vec![]);
+    let sd = b.node("Sqrt", &[&ve], vec![]);
+    let norm = b.node("Div", &[&centred, &sd], vec![]);
+    let shape = b.node("Shape", &[x], vec![]);
+    let y = b.node("Reshape", &[&norm, &shape], vec![]);
+    // weight and bias [C] broadcast as [C, 1, ..]
+    let c = ins[0].shape[1] as i64;
+    let mut per_channel = vec![c];
+    per_channel.extend(std::iter::repeat_n(1, ins[0].shape.len() - 2));
+    let (w, bias) = affine(b, n, ins, &[c])?;
+    let pc = b.ints(&per_channel);
+    let w = b.node("Reshape", &[&w, &pc], vec![]);
+    let bias = b.node("Reshape", &[&bias, &pc], vec![]);
+    let y = b.node("Mul", &[&y, &w], vec![]);
+    Ok(b.node("Add", &[&y, &bias], vec![]))
 }

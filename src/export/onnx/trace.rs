@@ -44,6 +44,11 @@ impl Node {
     pub fn attr(&self, key: &str) -> Option<&Attr> {
         self.attrs.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
+
+    /// Whether flag attribute `key` (`has_bias`, …) is set.
+    pub fn has(&self, key: &str) -> bool {
+        matches!(self.attr(key), Some(Attr::Bool(true)))
+    }
 }
 
 /// The graph of one forward pass, in topological order.
