@@ -32,7 +32,7 @@ fn each_recorded_op_appends_one_entry_with_its_name_shapes_and_caller() {
     assert_eq!(e.location.file(), file!());
     assert_eq!(e.location.line(), line);
     assert!(matches!(e.inputs[0], tape::Input::Leaf(_)));
-    assert!(matches!(e.inputs[1], tape::Input::Const));
+    assert!(matches!(e.inputs[1], tape::Input::Const(_)));
 
     let z = y.tanh();
     let e2 = tape::entry_of(&z).unwrap();

@@ -7,7 +7,7 @@ use std::panic::Location;
 use std::sync::Arc;
 
 use super::function::check_finite;
-use super::mode::{is_anomaly_enabled, set_grad_enabled};
+use super::mode::{is_anomaly_enabled, set_grad_enabled, set_tracing};
 use super::tape::{self, Input};
 use crate::tensor::Tensor;
 
@@ -195,6 +195,8 @@ fn run(
 ) {
     let retain_graph = opts.retain_graph || opts.create_graph;
     let _mode = set_grad_enabled(opts.create_graph);
+    // a trace is of the forward computation: the ops of backward rules are not part of it
+    let _no_trace = set_tracing(false);
     let my_tape = tape::current_tape_id();
     let mut pending: BTreeMap<u64, Tensor> = BTreeMap::new();
     for (o, g) in outputs.iter().zip(grads) {
@@ -218,6 +220,11 @@ fn run(
             g.detach()
         };
         match o.node() {
+            // an output of an entry recorded only for tracing: nothing to differentiate
+            Some(_) if !o.requires_grad_enabled() => panic!(
+                "backward: the tensor does not require grad (it was computed under no_grad or \
+                 from inputs that do not require grad), at {loc}"
+            ),
             Some(n) if n.tape == my_tape => {
                 let slot = pending.entry(n.id).or_insert_with(|| g.clone());
                 if !slot.same(&g) {
@@ -272,7 +279,15 @@ fn run(
                 opts.create_graph,
             );
             let _running = super::mode::enter_backward(entry.op, entry.location);
-            (state.f)(&ctx, &g)
+            let mut grads = (state.f)(&ctx, &g);
+            // inputs that need no gradient (constants, outputs of tracing-only entries) get none,
+            // whatever the rule returned
+            for (gi, &need) in grads.iter_mut().zip(&state.needs) {
+                if !need {
+                    *gi = None;
+                }
+            }
+            grads
         };
         drop(g);
         if !retain_graph {
@@ -280,9 +295,6 @@ fn run(
         }
         for (i, (inp, gi)) in entry.inputs.iter().zip(input_grads).enumerate() {
             let Some(gi) = gi else { continue };
-            if matches!(inp, Input::Const) {
-                continue;
-            }
             if gi.shape() != entry.input_shapes[i].slice() {
                 panic!(
                     "backward: internal error: '{}' returned a gradient of shape {:?} for input \
@@ -317,7 +329,7 @@ fn run(
                     }
                 }
                 Input::Leaf(t) => deliver_leaf(&mut sink, t, gi),
-                Input::Const => {}
+                Input::Const(_) => {}
             }
         }
     }

@@ -13,8 +13,8 @@ use std::panic::Location;
 
 use ndarray::IxDyn;
 
-use super::mode::{is_anomaly_enabled, is_grad_enabled};
-use super::tape::{self, Attr, Ctx, Input, Saved};
+use super::mode::{is_anomaly_enabled, is_grad_enabled, is_tracing};
+use super::tape::{self, Attr, Backward, Ctx, Input, Saved};
 use crate::tensor::{Data, Tensor};
 
 thread_local! {
@@ -34,11 +34,14 @@ pub fn current_location() -> String {
 }
 
 /// The recording of one op application. Does nothing (and allocates nothing) when no input needs
-/// a gradient or grad mode is off.
+/// a gradient or grad mode is off, unless [`tracing`](super::tracing) is on.
 pub(crate) struct Op<'a> {
     name: &'static str,
     inputs: &'a [&'a Tensor],
+    /// Whether an entry is appended (for backward, or for tracing).
     record: bool,
+    /// Whether the entry gets its backward rule (an input requires grad and grad mode is on).
+    grad: bool,
     attrs: Vec<(&'static str, Attr)>,
     saved: Vec<Saved>,
     save_output: bool,
@@ -55,7 +58,8 @@ impl<'a> Op<'a> {
     pub(crate) fn new(name: &'static str, inputs: &'a [&'a Tensor]) -> Op<'a> {
         let location = Location::caller();
         CURRENT.with(|c| c.set(Some(location)));
-        let record = is_grad_enabled() && inputs.iter().any(|t| t.requires_grad_enabled());
+        let grad = is_grad_enabled() && inputs.iter().any(|t| t.requires_grad_enabled());
+        let record = grad || is_tracing();
         if record {
             let my = tape::current_tape_id();
             for t in inputs {
@@ -73,6 +77,7 @@ impl<'a> Op<'a> {
             name,
             inputs,
             record,
+            grad,
             attrs: Vec::new(),
             saved: Vec::new(),
             save_output: false,
@@ -80,9 +85,14 @@ impl<'a> Op<'a> {
         }
     }
 
-    /// Whether this application is being recorded.
+    /// Whether this application is being recorded (for backward or for tracing).
     pub(crate) fn recording(&self) -> bool {
         self.record
+    }
+
+    /// Whether this application is recorded with its backward rule.
+    pub(crate) fn differentiable(&self) -> bool {
+        self.grad
     }
 
     /// The op's name.
@@ -105,10 +115,11 @@ impl<'a> Op<'a> {
 
     /// Saves a tensor for the backward rule; read it back with `ctx.saved(i)` in save order.
     pub(crate) fn save(mut self, t: &Tensor) -> Self {
-        if self.record {
+        if self.grad {
             self.saved.push(match t.node() {
-                Some(n) => Saved::Node(t.data(), n),
-                None => Saved::Tensor(t.clone(), t.data()),
+                // an output of a tracing-only entry has no gradient to flow back through
+                Some(n) if t.requires_grad_enabled() => Saved::Node(t.data(), n),
+                _ => Saved::Tensor(t.clone(), t.data()),
             });
         }
         self
@@ -141,13 +152,40 @@ impl<'a> Op<'a> {
         if !self.record {
             return Tensor::from_data(out);
         }
+        let backward = self.grad.then(|| Backward {
+            needs: self
+                .inputs
+                .iter()
+                .map(|t| t.requires_grad_enabled())
+                .collect(),
+            saved: Vec::new(),
+            save_output: self.save_output,
+            f: Box::new(f),
+        });
+        self.push(out, backward)
+    }
+
+    /// Wraps an output that no gradient flows through (comparisons, argmax, …): recorded only
+    /// while tracing.
+    pub(crate) fn finish_no_grad(self, out: Data) -> Tensor {
+        if !is_tracing() {
+            return Tensor::from_data(out);
+        }
+        self.push(out, None)
+    }
+
+    fn push(mut self, out: Data, backward: Option<Backward>) -> Tensor {
+        let backward = backward.map(|mut b| {
+            b.saved = std::mem::take(&mut self.saved);
+            b
+        });
         let inputs: Vec<Input> = self
             .inputs
             .iter()
             .map(|t| match t.node() {
                 Some(n) => Input::Node(n.id),
                 None if t.requires_grad_enabled() => Input::Leaf((*t).clone()),
-                None => Input::Const,
+                None => Input::Const((*t).clone()),
             })
             .collect();
         let input_shapes = self.inputs.iter().map(|t| IxDyn(t.shape())).collect();
@@ -156,17 +194,10 @@ impl<'a> Op<'a> {
             self.attrs,
             inputs,
             input_shapes,
-            self.saved,
-            self.save_output,
+            backward,
             out,
-            Box::new(f),
             self.location,
         )
-    }
-
-    /// Wraps an output that no gradient flows through (comparisons, argmax, …).
-    pub(crate) fn finish_no_grad(self, out: Data) -> Tensor {
-        Tensor::from_data(out)
     }
 }
 

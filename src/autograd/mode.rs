@@ -1,4 +1,5 @@
-//! Thread-local autograd modes: `no_grad`, `enable_grad` and anomaly detection, as RAII guards.
+//! Thread-local autograd modes: `no_grad`, `enable_grad`, anomaly detection and tracing, as RAII
+//! guards.
 
 use std::cell::Cell;
 use std::marker::PhantomData;
@@ -7,6 +8,7 @@ use std::panic::Location;
 thread_local! {
     static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
     static ANOMALY: Cell<bool> = const { Cell::new(false) };
+    static TRACING: Cell<bool> = const { Cell::new(false) };
     /// The tape entry whose backward rule is running (op name and the user's call site), so that
     /// anomalies found inside a rule name the op being differentiated.
     static IN_BACKWARD: Cell<Option<(&'static str, &'static Location<'static>)>> =
@@ -115,4 +117,77 @@ pub fn detect_anomaly() -> AnomalyGuard {
 /// Whether anomaly detection is on for this thread.
 pub fn is_anomaly_enabled() -> bool {
     ANOMALY.with(|a| a.get())
+}
+
+/// Restores the previous tracing mode when dropped. Made by [`tracing`].
+#[must_use = "tracing lasts only while the guard is alive: `let _t = tracing();`"]
+pub struct TracingGuard {
+    prev: bool,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for TracingGuard {
+    fn drop(&mut self) {
+        TRACING.with(|t| t.set(self.prev));
+    }
+}
+
+/// Records every op on this thread's tape until the guard is dropped, like the tracer behind
+/// `torch.jit.trace` / `torch.onnx.export`: also under [`no_grad`], in eval mode, and ops with no
+/// differentiable input (comparisons, `argmax`, indexing of constant data). Tensors that are not
+/// produced by an op (the model's input, parameters, constants made inside `forward`) appear as
+/// inputs of the entries that use them, with their values (see
+/// [`Input`](super::tape::Input)).
+///
+/// Entries recorded only because of tracing have no backward rule and do not make their outputs
+/// require grad; `backward` never walks them. Backward passes run inside a tracing region are not
+/// traced themselves. Read the result with [`TapeGraph::of`](super::graph::TapeGraph::of) or
+/// [`tape::entry_of`](super::tape::entry_of) while the outputs are alive.
+///
+/// ```
+/// use tapegrad::prelude::*;
+/// use tapegrad::autograd::{self, tape};
+/// let x = Tensor::from_vec(vec![1.0, -2.0], &[2]);
+/// let y = {
+///     let _t = autograd::tracing();
+///     let _g = no_grad();
+///     x.gt_scalar(0.0) // a comparison of constant data: recorded while tracing
+/// };
+/// let e = tape::entry_of(&y).unwrap();
+/// assert_eq!(e.op, "gt");
+/// assert!(!y.requires_grad_enabled());
+/// ```
+pub fn tracing() -> TracingGuard {
+    set_tracing(true)
+}
+
+/// Sets whether every op is recorded on this thread until the guard is dropped (see [`tracing`]).
+pub fn set_tracing(enabled: bool) -> TracingGuard {
+    let prev = TRACING.with(|t| t.replace(enabled));
+    TracingGuard {
+        prev,
+        _not_send: PhantomData,
+    }
+}
+
+/// Runs `f` with [`tracing`] on and returns what it returns (keep the output tensors: their
+/// entries, and the entries they depend on, live as long as they do).
+///
+/// ```
+/// use tapegrad::prelude::*;
+/// use tapegrad::autograd::{self, graph::TapeGraph};
+/// let w = Tensor::ones(&[2, 2]);
+/// let y = autograd::trace(|| w.matmul(&Tensor::ones(&[2, 1])).relu());
+/// let g = TapeGraph::of(&[&y], &[]);
+/// let ops: Vec<_> = g.ops().map(|(_, n)| n.op_name().unwrap()).collect();
+/// assert_eq!(ops, ["matmul", "relu"]);
+/// ```
+pub fn trace<R>(f: impl FnOnce() -> R) -> R {
+    let _t = tracing();
+    f()
+}
+
+/// Whether every op is being recorded on this thread (see [`tracing`]).
+pub fn is_tracing() -> bool {
+    TRACING.with(|t| t.get())
 }

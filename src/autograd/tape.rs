@@ -1,9 +1,14 @@
 //! The thread-local gradient tape.
 //!
 //! Every op whose inputs require grad appends one [`Entry`] as it runs: the op's name, attributes,
-//! input and output shapes, the caller's source location, the tensors its backward rule needs, and
-//! the rule itself. Entry ids grow monotonically, so an entry's inputs always have smaller ids than
-//! the entry: walking ids in decreasing order is a valid reverse topological order.
+//! inputs, input and output shapes, the caller's source location, the tensors its backward rule
+//! needs, and the rule itself. Under [`tracing`](super::tracing) every op is appended, with or
+//! without a backward rule. Entry ids grow monotonically, so an entry's inputs always have smaller
+//! ids than the entry: walking ids in decreasing order is a valid reverse topological order.
+//!
+//! The names, inputs and attributes an entry may have are declared once, in
+//! [`schema`](super::schema); in debug builds every entry is checked against it as it is
+//! appended.
 //!
 //! Entries are reference counted like PyTorch's graph nodes: an entry lives while a tensor handle
 //! produced by it is alive or a later entry consumes it. When the count drops to zero the entry and
@@ -29,7 +34,8 @@ pub struct NodeRef {
 }
 
 /// A non-tensor attribute of a recorded op (a dim, an exponent, a padding…), kept for graph
-/// drawing and export.
+/// drawing and export. Which attributes each op has, and of which kind, is declared in
+/// [`schema`](super::schema).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Attr {
     /// An integer.
@@ -38,21 +44,107 @@ pub enum Attr {
     Ints(Vec<i64>),
     /// A float.
     Float(f64),
+    /// A list of floats.
+    Floats(Vec<f64>),
     /// A flag.
     Bool(bool),
-    /// A string.
+    /// A string (an enumeration such as a reduction `"mean"`).
     Str(String),
+    /// An element type.
+    DType(DType),
+}
+
+impl Attr {
+    /// An `Ints` of sizes, dims or positions.
+    pub fn usizes(v: &[usize]) -> Attr {
+        Attr::Ints(v.iter().map(|&d| d as i64).collect())
+    }
+
+    /// The integer, if this is an `Int`.
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Attr::Int(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    /// The integers, if this is an `Ints`.
+    pub fn as_ints(&self) -> Option<&[i64]> {
+        match self {
+            Attr::Ints(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The float, if this is a `Float`.
+    pub fn as_float(&self) -> Option<f64> {
+        match self {
+            Attr::Float(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    /// The floats, if this is a `Floats`.
+    pub fn as_floats(&self) -> Option<&[f64]> {
+        match self {
+            Attr::Floats(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The flag, if this is a `Bool`.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Attr::Bool(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    /// The string, if this is a `Str`.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Attr::Str(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The dtype, if this is a `DType`.
+    pub fn as_dtype(&self) -> Option<DType> {
+        match self {
+            Attr::DType(v) => Some(*v),
+            _ => None,
+        }
+    }
 }
 
 /// Where an input of a recorded op comes from.
+///
+/// Every tensor operand of an op is an input, differentiable or not: a comparison's operands, a
+/// `where`'s condition, a loss's target, a gather's index, a batch norm's running statistics, a
+/// dropout mask. A scalar operand of arithmetic (`&x * 2.0`, `1.0 - &x`, `x.gt_scalar(0.5)`) is a
+/// 0-d constant input holding the scalar; scalar *parameters* of an op (an exponent, an `eps`, a
+/// slope) are attributes instead.
 #[derive(Clone)]
 pub enum Input {
     /// The output of an earlier tape entry.
     Node(u64),
     /// A leaf that requires grad (a parameter): backward accumulates into its `.grad`.
     Leaf(Tensor),
-    /// A tensor that does not require grad.
-    Const,
+    /// A tensor that was not produced by a recorded op and does not require grad: data, a buffer,
+    /// a constant, a scalar operand. The handle is the tensor itself (not a copy), so a reader
+    /// can tell which constant is which by identity ([`Tensor::same`]) and read its values (as
+    /// they are now: an in-place update after recording, such as a running statistic's, shows).
+    Const(Tensor),
+}
+
+impl Input {
+    /// The tensor of a `Leaf` or `Const` input.
+    pub fn tensor(&self) -> Option<&Tensor> {
+        match self {
+            Input::Node(_) => None,
+            Input::Leaf(t) | Input::Const(t) => Some(t),
+        }
+    }
 }
 
 /// A tensor saved for the backward pass.
@@ -168,6 +260,12 @@ pub struct Entry {
     pub dtype: DType,
     /// The user's source line that called the op.
     pub location: &'static Location<'static>,
+    /// Whether the output requires grad (the entry has a backward rule); false for entries
+    /// recorded only because of [`tracing`](super::tracing).
+    pub requires_grad: bool,
+    /// The output's values, kept for entries recorded under tracing (a handle on the buffer,
+    /// not a copy), so that a reader can fold constants without running ops again.
+    traced_output: Option<Data>,
     rc: Cell<usize>,
     pub(crate) state: RefCell<Option<BackwardState>>,
     /// Bytes of saved tensors, 0 once freed.
@@ -181,9 +279,30 @@ impl Entry {
         self.saved_bytes.get()
     }
 
-    /// Whether backward already walked this entry and freed what it saved.
+    /// Whether backward already walked this entry and freed what it saved (or it never had a
+    /// backward rule: see [`requires_grad`](Entry::requires_grad)).
     pub fn is_freed(&self) -> bool {
         self.state.borrow().is_none()
+    }
+
+    /// The output's values, for entries recorded under [`tracing`](super::tracing) (a new leaf
+    /// sharing the buffer); `None` otherwise.
+    pub fn traced_output(&self) -> Option<Tensor> {
+        self.traced_output.clone().map(Tensor::from_data)
+    }
+
+    /// The attribute `name`, if the entry has it.
+    pub fn attr(&self, name: &str) -> Option<&Attr> {
+        self.attrs.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+
+    /// The op's declaration in the [`schema`](super::schema).
+    ///
+    /// # Panics
+    /// If the op is not declared (every recorded op is; a debug build checks it as it records).
+    pub fn schema(&self) -> &'static super::schema::OpSchema {
+        super::schema::get(self.op)
+            .unwrap_or_else(|| panic!("op '{}' is not declared in autograd::schema", self.op))
     }
 }
 
@@ -289,33 +408,48 @@ pub(crate) fn retain_grad(n: NodeRef, w: Weak<Inner>) {
     }
 }
 
-/// Appends an entry and returns the output tensor, connected to it.
-#[allow(clippy::too_many_arguments)]
+/// What an entry needs for backward: which inputs need a gradient, the saved tensors, whether
+/// the output is saved, and the rule.
+pub(crate) struct Backward {
+    pub(crate) needs: Vec<bool>,
+    pub(crate) saved: Vec<Saved>,
+    pub(crate) save_output: bool,
+    pub(crate) f: BackwardFn,
+}
+
+/// Appends an entry and returns the output tensor, connected to it. Without `backward` the entry
+/// is recorded for tracing only: its output does not require grad.
 pub(crate) fn push(
     op: &'static str,
     attrs: Vec<(&'static str, Attr)>,
     inputs: Vec<Input>,
     input_shapes: Vec<IxDyn>,
-    saved: Vec<Saved>,
-    save_output: bool,
+    backward: Option<Backward>,
     output: Data,
-    f: BackwardFn,
     location: &'static Location<'static>,
 ) -> Tensor {
     drain_pending();
-    let saved_bytes: usize = saved.iter().map(Saved::nbytes).sum::<usize>()
-        + if save_output { output.nbytes() } else { 0 };
+    #[cfg(debug_assertions)]
+    if let Err(e) = super::schema::check(op, &attrs, inputs.len()) {
+        panic!("internal error: the tape entry of '{op}' (called at {location}) does not match autograd::schema: {e}");
+    }
     let output_shape = IxDyn(output.shape());
     let dtype = output.dtype();
-    let state = BackwardState {
-        needs: inputs.iter().map(|i| !matches!(i, Input::Const)).collect(),
-        saved,
-        output: if save_output {
-            Some(output.clone())
-        } else {
-            None
-        },
-        f,
+    let requires_grad = backward.is_some();
+    let traced_output = super::mode::is_tracing().then(|| output.clone());
+    let (state, saved_bytes) = match backward {
+        None => (None, 0),
+        Some(b) => {
+            let bytes = b.saved.iter().map(Saved::nbytes).sum::<usize>()
+                + if b.save_output { output.nbytes() } else { 0 };
+            let state = BackwardState {
+                needs: b.needs,
+                saved: b.saved,
+                output: b.save_output.then(|| output.clone()),
+                f: b.f,
+            };
+            (Some(state), bytes)
+        }
     };
     let node = TAPE.with(|t| {
         let mut t = t.borrow_mut();
@@ -338,15 +472,21 @@ pub(crate) fn push(
             output_shape,
             dtype,
             location,
+            requires_grad,
+            traced_output,
             rc: Cell::new(1),
-            state: RefCell::new(Some(state)),
+            state: RefCell::new(state),
             saved_bytes: Cell::new(saved_bytes),
             retain: RefCell::new(None),
         };
         t.entries.insert(id, Rc::new(entry));
         NodeRef { tape: t.id, id }
     });
-    Tensor::with_node(output, Some(node))
+    let out = Tensor::with_node(output, Some(node));
+    if !requires_grad {
+        out.inner.requires_grad.store(false, Ordering::Relaxed);
+    }
+    out
 }
 
 /// Frees what an entry saved (after backward walked it without `retain_graph`).

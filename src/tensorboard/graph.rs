@@ -4,9 +4,9 @@ use super::proto::{
     self, attr_value::ListValue, attr_value::Value as A, AttrValue, GraphDef, NodeDef, VersionDef,
 };
 use super::summary::shape_proto;
+use crate::autograd::graph::{NodeKind, TapeGraph};
 use crate::autograd::tape::Attr;
 use crate::tensor::DType;
-use crate::viz::{NodeKind, TapeGraph};
 
 fn dt(d: DType) -> i32 {
     match d {
@@ -25,8 +25,13 @@ fn attr(a: &Attr) -> AttrValue {
             ..Default::default()
         }),
         Attr::Float(f) => A::F(*f as f32),
+        Attr::Floats(v) => A::List(ListValue {
+            f: v.iter().map(|&f| f as f32).collect(),
+            ..Default::default()
+        }),
         Attr::Bool(b) => A::B(*b),
         Attr::Str(s) => A::S(s.as_bytes().to_vec()),
+        Attr::DType(d) => A::Type(dt(*d)),
     };
     AttrValue { value: Some(v) }
 }

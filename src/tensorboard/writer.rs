@@ -294,7 +294,7 @@ impl SummaryWriter {
     /// # Errors
     /// On a write failure.
     pub fn add_graph_of(&mut self, output: &Tensor, params: &[(String, Tensor)]) -> Result<()> {
-        let g = crate::viz::TapeGraph::new(output, params);
+        let g = crate::autograd::graph::TapeGraph::new(output, params);
         let graph = super::graph::graph_def(&g);
         self.file.write(&Event {
             wall_time: now(),

@@ -17,9 +17,7 @@
 //! assert!(dot.contains("weight") && dot.contains("tanh"));
 //! ```
 
-mod graph;
-
-pub use graph::{GraphNode, NodeKind, TapeGraph};
+pub use crate::autograd::graph::{GraphNode, NodeKind, TapeGraph};
 
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
@@ -219,8 +217,10 @@ fn fmt_attr(a: &Attr) -> String {
         Attr::Int(i) => i.to_string(),
         Attr::Ints(v) => format!("{v:?}"),
         Attr::Float(f) => f.to_string(),
+        Attr::Floats(v) => format!("{v:?}"),
         Attr::Bool(b) => b.to_string(),
         Attr::Str(s) => s.clone(),
+        Attr::DType(d) => d.to_string(),
     }
 }
 

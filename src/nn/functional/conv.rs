@@ -496,7 +496,9 @@ fn slice<F: Float>(d: &Data) -> &[F] {
 #[track_caller]
 fn conv_op(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: Geom) -> Tensor {
     let inputs: Vec<&Tensor> = [x, w].into_iter().chain(bias).collect();
-    let op = g.attrs(Op::new("conv2d", &inputs));
+    let op = g
+        .attrs(Op::new("conv2d", &inputs))
+        .attr("has_bias", Attr::Bool(bias.is_some()));
     let out = Pass::Conv.apply("conv2d", &g, x, w, bias);
     let has_bias = bias.is_some();
     op.save(x).save(w).finish(out, move |ctx, gy| {
@@ -519,7 +521,9 @@ fn conv_op(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: Geom) -> Tensor {
 #[track_caller]
 fn transpose_op(y: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: Geom) -> Tensor {
     let inputs: Vec<&Tensor> = [y, w].into_iter().chain(bias).collect();
-    let op = g.attrs(Op::new("conv_transpose2d", &inputs));
+    let op = g
+        .attrs(Op::new("conv_transpose2d", &inputs))
+        .attr("has_bias", Attr::Bool(bias.is_some()));
     let out = Pass::Transpose.apply("conv_transpose2d", &g, y, w, bias);
     let has_bias = bias.is_some();
     op.save(y).save(w).finish(out, move |ctx, gx| {

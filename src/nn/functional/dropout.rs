@@ -55,7 +55,7 @@ fn mask_for(input: &Tensor, p: f64, g: &mut Generator) -> Data {
 #[track_caller]
 fn apply_mask(input: &Tensor, mask: Data, p: f64) -> Tensor {
     let mask = Tensor::from_data(mask);
-    let inputs = [input];
+    let inputs = [input, &mask];
     let op = Op::new("dropout", &inputs).attr("p", Attr::Float(p));
     let out = input.with_data(|d| {
         mask.with_data(|m| match (d, m) {
@@ -66,7 +66,7 @@ fn apply_mask(input: &Tensor, mask: Data, p: f64) -> Tensor {
     });
     // d(x·mask)/dx = mask (a constant)
     op.save(&mask)
-        .finish(out, |ctx, g| vec![Some(g * ctx.saved(0))])
+        .finish(out, |ctx, g| vec![Some(g * ctx.saved(0)), None])
 }
 
 /// Whether dropout is a no-op: in eval mode or with `p = 0` the input is returned as is.

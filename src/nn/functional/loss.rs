@@ -22,6 +22,7 @@ use ndarray::{Array2, Ix2};
 
 use crate::autograd::function::Op;
 use crate::autograd::no_grad;
+use crate::autograd::tape::Attr;
 use crate::tensor::args::broadcast_shapes;
 use crate::tensor::{DType, Data, Float, Tensor};
 
@@ -35,6 +36,15 @@ pub enum Reduction {
     Mean,
     /// The sum (`'sum'`).
     Sum,
+}
+
+/// PyTorch's string for a reduction (`reduction='mean'`), as recorded on the tape.
+fn reduction_name(r: Reduction) -> &'static str {
+    match r {
+        Reduction::None => "none",
+        Reduction::Mean => "mean",
+        Reduction::Sum => "sum",
+    }
 }
 
 /// The reductions of [`kl_div`], PyTorch's `reduction=` for `F.kl_div`: those of [`Reduction`]
@@ -524,7 +534,7 @@ pub fn cross_entropy(input: &Tensor, target: &Tensor, opts: &CrossEntropyOpts) -
             && opts.reduction != Reduction::None
             && !weight.is_some_and(Tensor::requires_grad_enabled);
         if fusable {
-            return cross_entropy_fused(&x, &ct, weight, opts.reduction);
+            return cross_entropy_fused(&x, &t, &ct, opts);
         }
         let logp = x.log_softmax(1);
         let (nll, denom) = nll_terms(&logp, &ct, weight);
@@ -555,10 +565,11 @@ pub fn cross_entropy(input: &Tensor, target: &Tensor, opts: &CrossEntropyOpts) -
 #[track_caller]
 fn cross_entropy_fused(
     x: &Tensor,
+    t: &Tensor,
     ct: &ClassTarget,
-    weight: Option<&Tensor>,
-    reduction: Reduction,
+    opts: &CrossEntropyOpts,
 ) -> Tensor {
+    let (weight, reduction) = (opts.weight.as_ref(), opts.reduction);
     let target = ct.safe.to_vec::<i64>();
     let ignored = ct
         .ignored
@@ -579,17 +590,29 @@ fn cross_entropy_fused(
         let d: f64 = coef.iter().sum();
         coef.iter_mut().for_each(|c| *c /= d);
     }
-    let inputs = [x];
-    let op = Op::new("cross_entropy", &inputs);
+    let inputs: Vec<&Tensor> = [x, t].into_iter().chain(weight).collect();
+    let mut op = Op::new("cross_entropy", &inputs);
+    if op.recording() {
+        op = op
+            .attr("reduction", Attr::Str(reduction_name(reduction).into()))
+            .attr("ignore_index", Attr::Int(opts.ignore_index))
+            .attr("label_smoothing", Attr::Float(opts.label_smoothing))
+            .attr("has_weight", Attr::Bool(weight.is_some()));
+    }
     let (out, p) = x.with_data(|d| {
         crate::with_float!(d, "cross_entropy", |a: F| ce_forward_kernel(
             a, &target, &coef
         ))
     });
     let p = Tensor::from_data(p);
+    let t = t.clone();
     op.save(x).save(&p).finish(out, move |ctx, g| {
         let (x, p) = (ctx.saved(0), ctx.saved(1));
-        vec![Some(cross_entropy_backward(&x, &p, g, &target, &coef))]
+        vec![
+            Some(cross_entropy_backward(&x, &p, g, &t, &target, &coef)),
+            None,
+            None,
+        ]
     })
 }
 
@@ -629,11 +652,15 @@ fn cross_entropy_backward(
     x: &Tensor,
     p: &Tensor,
     g: &Tensor,
+    t: &Tensor,
     target: &[i64],
     coef: &[f64],
 ) -> Tensor {
-    let inputs = [x, g];
-    let op = Op::new("cross_entropy_backward", &inputs);
+    let inputs = [x, g, t];
+    let mut op = Op::new("cross_entropy_backward", &inputs);
+    if op.recording() {
+        op = op.attr("coef", Attr::Floats(coef.to_vec()));
+    }
     let gv = g.item();
     let out = p.with_data(|d| {
         crate::with_float!(d, "cross_entropy_backward", |a: F| {
@@ -667,7 +694,7 @@ fn cross_entropy_backward(
             let onehot = Tensor::from_vec_f64(onehot, &[n, c]).to_dtype(dt);
             (gg * &coef * (p - onehot)).sum()
         });
-        vec![gx, gg_g]
+        vec![gx, gg_g, None]
     })
 }
 

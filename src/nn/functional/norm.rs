@@ -214,14 +214,18 @@ impl Norm {
         ]
     }
 
-    /// Normalises `x`, recording one tape entry with inputs `[x, weight?, bias?]`.
+    /// Normalises `x`, recording one tape entry with inputs `[x, weight?, bias?]` followed by
+    /// the given `running` statistics (batch_norm's `running_mean?, running_var?`), and the
+    /// attributes `head`, `eps`, `has_weight`, `has_bias` and a `has_` flag per running statistic
+    /// (the schema's order).
     #[track_caller]
     fn apply(
         self,
         x: &Tensor,
-        weight: Option<&Tensor>,
-        bias: Option<&Tensor>,
+        (weight, bias): (Option<&Tensor>, Option<&Tensor>),
         fixed: Option<(&Tensor, &Tensor)>,
+        head: Vec<(&'static str, Attr)>,
+        running: &[(&'static str, Option<&Tensor>)],
     ) -> (Tensor, Moments) {
         let name = self.name;
         for t in weight.iter().chain(bias.iter()) {
@@ -230,7 +234,20 @@ impl Norm {
         let mut inputs = vec![x];
         inputs.extend(weight);
         inputs.extend(bias);
-        let op = Op::new(name, &inputs).attr("eps", Attr::Float(self.eps));
+        inputs.extend(running.iter().filter_map(|(_, t)| *t));
+        let mut op = Op::new(name, &inputs);
+        if op.recording() {
+            for (k, v) in head {
+                op = op.attr(k, v);
+            }
+            op = op
+                .attr("eps", Attr::Float(self.eps))
+                .attr("has_weight", Attr::Bool(weight.is_some()))
+                .attr("has_bias", Attr::Bool(bias.is_some()));
+            for (flag, t) in running {
+                op = op.attr(flag, Attr::Bool(t.is_some()));
+            }
+        }
         let (wd, bd) = (weight.map(Tensor::data), bias.map(Tensor::data));
         let fd = fixed.map(|(m, v)| (m.data(), v.data()));
         let [out, mean, rstd, var] = x.with_data(|d| {
@@ -527,7 +544,8 @@ pub fn layer_norm(
         affine_shape: normalized_shape.to_vec(),
         eps,
     };
-    norm.apply(input, weight, bias, None).0
+    let head = vec![("normalized_shape", Attr::usizes(normalized_shape))];
+    norm.apply(input, (weight, bias), None, head, &[]).0
 }
 
 /// Batch normalisation of an `[N, C, ...]` input per channel, like
@@ -593,6 +611,14 @@ pub fn batch_norm(
         affine_shape: channel_shape(shape),
         eps,
     };
+    let head = vec![
+        ("training", Attr::Bool(training)),
+        ("momentum", Attr::Float(momentum)),
+    ];
+    let running = [
+        ("has_running_mean", running_mean),
+        ("has_running_var", running_var),
+    ];
     if !training {
         let (Some(rm), Some(rv)) = (running_mean, running_var) else {
             panic!(
@@ -600,7 +626,9 @@ pub fn batch_norm(
                  (training = false), at {loc}"
             );
         };
-        return norm.apply(input, weight, bias, Some((rm, rv))).0;
+        return norm
+            .apply(input, (weight, bias), Some((rm, rv)), head, &running)
+            .0;
     }
     if n_per_channel <= 1 {
         panic!(
@@ -608,7 +636,7 @@ pub fn batch_norm(
              shape {shape:?}, at {loc}"
         );
     }
-    let (out, moments) = norm.apply(input, weight, bias, None);
+    let (out, moments) = norm.apply(input, (weight, bias), None, head, &running);
     let _off = crate::autograd::no_grad();
     if let Some(rm) = running_mean {
         rm.mul_scalar_(1.0 - momentum)
@@ -674,7 +702,8 @@ pub fn group_norm(
         affine_shape: channel_shape(shape),
         eps,
     };
-    norm.apply(input, weight, bias, None).0
+    let head = vec![("num_groups", Attr::Int(num_groups as i64))];
+    norm.apply(input, (weight, bias), None, head, &[]).0
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use ndarray::{ArrayD, IxDyn};
 
 use super::conv::Size2;
 use crate::autograd::function::Op;
+use crate::autograd::tape::Attr;
 use crate::tensor::{Data, Float, Storage, Tensor};
 
 /// Below this many element visits a pass runs on one thread.
@@ -365,12 +366,49 @@ fn scatter_planes<F: Float>(g: &[F], idx: &[i64], planes: usize, plane_len: usiz
     out
 }
 
-/// Records `name`: `x` (`[.., H, W]`) read at the per-plane positions `idx` (`[.., OH, OW]`).
-/// The backward scatters the gradient back to the positions.
+/// The arguments of a max pooling, recorded as the attributes of its tape entries.
+#[derive(Clone, Copy)]
+struct MaxPoolArgs {
+    kernel_size: (usize, usize),
+    stride: (usize, usize),
+    padding: (usize, usize),
+    dilation: (usize, usize),
+    ceil_mode: bool,
+}
+
+/// An `Ints` attribute of an `(h, w)` pair.
+fn pair_attr((a, b): (usize, usize)) -> Attr {
+    Attr::usizes(&[a, b])
+}
+
+impl MaxPoolArgs {
+    /// Adds the attributes the schema declares for the max pooling ops (only when recording,
+    /// so that an unrecorded call allocates nothing for them).
+    fn attrs<'a>(&self, op: Op<'a>) -> Op<'a> {
+        if !op.recording() {
+            return op;
+        }
+        op.attr("kernel_size", pair_attr(self.kernel_size))
+            .attr("stride", pair_attr(self.stride))
+            .attr("padding", pair_attr(self.padding))
+            .attr("dilation", pair_attr(self.dilation))
+            .attr("ceil_mode", Attr::Bool(self.ceil_mode))
+    }
+}
+
+/// Records `name`: `x` (`[.., H, W]`) read at the per-plane positions `idx` (`[.., OH, OW]`):
+/// `max_pool2d` itself (input `x`; the positions are its own result) or, in a recorded
+/// backward, `max_pool2d_gather` (inputs `x` and `idx`). The backward scatters the gradient back
+/// to the positions.
 #[track_caller]
-fn gather_op(name: &'static str, x: &Tensor, idx: &Tensor) -> Tensor {
-    let inputs = [x];
-    let op = Op::new(name, &inputs);
+fn gather_op(name: &'static str, x: &Tensor, idx: &Tensor, args: MaxPoolArgs) -> Tensor {
+    let both = [x, idx];
+    let inputs = if name == "max_pool2d" {
+        &both[..1]
+    } else {
+        &both[..]
+    };
+    let op = args.attrs(Op::new(name, inputs));
     let (xd, id) = (standard(x), standard(idx));
     let planes = idx.numel() / (idx.shape()[idx.ndim() - 2] * idx.shape()[idx.ndim() - 1]).max(1);
     let out = crate::with_float!(&xd, name, |a: F| {
@@ -379,16 +417,16 @@ fn gather_op(name: &'static str, x: &Tensor, idx: &Tensor) -> Tensor {
     });
     let in_shape = x.shape().to_vec();
     op.save(idx).finish(out, move |ctx, g| {
-        vec![Some(scatter_op(g, &ctx.saved(0), &in_shape))]
+        vec![Some(scatter_op(g, &ctx.saved(0), &in_shape, args)), None]
     })
 }
 
 /// Records `max_pool2d_backward`: `g` (`[.., OH, OW]`) added into zeros of `shape` at the
 /// per-plane positions `idx`. The backward reads the gradient at the positions again.
 #[track_caller]
-fn scatter_op(g: &Tensor, idx: &Tensor, shape: &[usize]) -> Tensor {
-    let inputs = [g];
-    let op = Op::new("max_pool2d_backward", &inputs);
+fn scatter_op(g: &Tensor, idx: &Tensor, shape: &[usize], args: MaxPoolArgs) -> Tensor {
+    let inputs = [g, idx];
+    let op = args.attrs(Op::new("max_pool2d_backward", &inputs));
     let (gd, id) = (standard(g), standard(idx));
     let plane_len = shape[shape.len() - 2] * shape[shape.len() - 1];
     let planes = shape.iter().product::<usize>() / plane_len.max(1);
@@ -402,7 +440,10 @@ fn scatter_op(g: &Tensor, idx: &Tensor, shape: &[usize]) -> Tensor {
         Data::from(wrap(v, shape))
     });
     op.save(idx).finish(out, move |ctx, gg| {
-        vec![Some(gather_op("max_pool2d_gather", gg, &ctx.saved(0)))]
+        vec![
+            Some(gather_op("max_pool2d_gather", gg, &ctx.saved(0), args)),
+            None,
+        ]
     })
 }
 
@@ -449,7 +490,14 @@ pub fn max_pool2d_with_indices(
         argmax_windows(a.as_slice().expect("standard"), hw, (oh, ow), k, s, p, d)
     });
     let idx = Tensor::from_data(Data::I64(wrap(idx, &with_plane(shape, (oh, ow)))));
-    (gather_op(op, input, &idx), idx)
+    let args = MaxPoolArgs {
+        kernel_size: k,
+        stride: s,
+        padding: p,
+        dilation: d,
+        ceil_mode,
+    };
+    (gather_op(op, input, &idx, args), idx)
 }
 
 /// 2-d max pooling, like `torch.nn.functional.max_pool2d(input, kernel_size, stride, padding,
@@ -496,6 +544,57 @@ struct Windows {
     w: usize,
     rows: Vec<(usize, usize, usize)>,
     cols: Vec<(usize, usize, usize)>,
+    /// The pooling the windows come from, recorded as the attributes of its tape entries.
+    pooling: Pooling,
+}
+
+/// Which average pooling made some [`Windows`], with its arguments.
+#[derive(Debug, Clone, Copy)]
+enum Pooling {
+    Avg {
+        kernel_size: (usize, usize),
+        stride: (usize, usize),
+        padding: (usize, usize),
+        ceil_mode: bool,
+        count_include_pad: bool,
+    },
+    Adaptive {
+        output_size: (usize, usize),
+    },
+}
+
+impl Pooling {
+    /// The op's name forward (`TRANSPOSE = false`) and its adjoint's.
+    fn name(&self, transpose: bool) -> &'static str {
+        match (self, transpose) {
+            (Pooling::Avg { .. }, false) => "avg_pool2d",
+            (Pooling::Avg { .. }, true) => "avg_pool2d_backward",
+            (Pooling::Adaptive { .. }, false) => "adaptive_avg_pool2d",
+            (Pooling::Adaptive { .. }, true) => "adaptive_avg_pool2d_backward",
+        }
+    }
+
+    /// Adds the attributes the schema declares (only when recording).
+    fn attrs<'a>(&self, op: Op<'a>) -> Op<'a> {
+        if !op.recording() {
+            return op;
+        }
+        match *self {
+            Pooling::Avg {
+                kernel_size,
+                stride,
+                padding,
+                ceil_mode,
+                count_include_pad,
+            } => op
+                .attr("kernel_size", pair_attr(kernel_size))
+                .attr("stride", pair_attr(stride))
+                .attr("padding", pair_attr(padding))
+                .attr("ceil_mode", Attr::Bool(ceil_mode))
+                .attr("count_include_pad", Attr::Bool(count_include_pad)),
+            Pooling::Adaptive { output_size } => op.attr("output_size", pair_attr(output_size)),
+        }
+    }
 }
 
 impl Windows {
@@ -542,12 +641,14 @@ impl Windows {
     }
 }
 
-/// Records `name`, the window average of `x` (`TRANSPOSE = false`, `[.., H, W] → [.., OH, OW]`)
-/// or its adjoint (`[.., OH, OW] → [.., H, W]`); the backward of each is the other.
+/// Records the window average of `x` (`TRANSPOSE = false`, `[.., H, W] → [.., OH, OW]`) or its
+/// adjoint (`[.., OH, OW] → [.., H, W]`), named after `win.pooling`; the backward of each is the
+/// other.
 #[track_caller]
-fn window_op<const TRANSPOSE: bool>(name: &'static str, x: &Tensor, win: Arc<Windows>) -> Tensor {
+fn window_op<const TRANSPOSE: bool>(x: &Tensor, win: Arc<Windows>) -> Tensor {
+    let name = win.pooling.name(TRANSPOSE);
     let inputs = [x];
-    let op = Op::new(name, &inputs);
+    let op = win.pooling.attrs(Op::new(name, &inputs));
     let plane = if TRANSPOSE { (win.h, win.w) } else { win.out() };
     let shape = with_plane(x.shape(), plane);
     let xd = standard(x);
@@ -559,9 +660,9 @@ fn window_op<const TRANSPOSE: bool>(name: &'static str, x: &Tensor, win: Arc<Win
     });
     op.finish(out, move |_, g| {
         vec![Some(if TRANSPOSE {
-            window_op::<false>("avg_pool2d", g, win.clone())
+            window_op::<false>(g, win.clone())
         } else {
-            window_op::<true>("avg_pool2d_backward", g, win.clone())
+            window_op::<true>(g, win.clone())
         })]
     })
 }
@@ -619,8 +720,15 @@ pub fn avg_pool2d(
         w,
         rows: dim(oh, h, k.0, s.0, p.0),
         cols: dim(ow, w, k.1, s.1, p.1),
+        pooling: Pooling::Avg {
+            kernel_size: k,
+            stride: s,
+            padding: p,
+            ceil_mode,
+            count_include_pad,
+        },
     };
-    window_op::<false>("avg_pool2d", input, Arc::new(win))
+    window_op::<false>(input, Arc::new(win))
 }
 
 /// 2-d adaptive average pooling to a fixed `output_size` `(OH, OW)` whatever the input size,
@@ -667,8 +775,11 @@ pub fn adaptive_avg_pool2d(input: &Tensor, output_size: impl Size2) -> Tensor {
         w,
         rows: dim(oh, h),
         cols: dim(ow, w),
+        pooling: Pooling::Adaptive {
+            output_size: (oh, ow),
+        },
     };
-    window_op::<false>("adaptive_avg_pool2d", input, Arc::new(win))
+    window_op::<false>(input, Arc::new(win))
 }
 
 #[cfg(test)]

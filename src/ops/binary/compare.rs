@@ -32,6 +32,8 @@ macro_rules! comparison {
 fn compare(a: &Tensor, b: &Tensor, op: &'static str, f: fn(f64, f64) -> bool) -> Tensor {
     let shape = broadcast_or_panic(op, a.shape(), b.shape());
     same_dtype_or_panic(op, a, b);
+    let inputs = [a, b];
+    let rec = Op::new(op, &inputs);
     let out = a.with_data(|da| {
         b.with_data(|db| match (da, db) {
             (Data::F32(x), Data::F32(y)) => {
@@ -48,7 +50,7 @@ fn compare(a: &Tensor, b: &Tensor, op: &'static str, f: fn(f64, f64) -> bool) ->
             _ => unreachable!("dtypes were checked"),
         })
     });
-    Tensor::from_data(Data::Bool(out))
+    rec.finish_no_grad(Data::Bool(out))
 }
 
 impl Tensor {
@@ -145,13 +147,21 @@ fn logical(a: &Tensor, b: &Tensor, op: &'static str, f: fn(bool, bool) -> bool) 
         );
     }
     let shape = broadcast_or_panic(op, a.shape(), b.shape());
+    // logical_not passes its operand twice; it has one input
+    let both = [a, b];
+    let inputs = if op == "logical_not" {
+        &both[..1]
+    } else {
+        &both[..]
+    };
+    let rec = Op::new(op, inputs);
     let out = a.with_data(|da| {
         b.with_data(|db| match (da, db) {
             (Data::Bool(x), Data::Bool(y)) => zip_broadcast(x, y, &shape, f),
             _ => unreachable!(),
         })
     });
-    Tensor::from_data(Data::Bool(out))
+    rec.finish_no_grad(Data::Bool(out))
 }
 
 /// `torch.where(cond, a, b)`.
@@ -167,7 +177,7 @@ pub(crate) fn where_impl(cond: &Tensor, a: &Tensor, b: &Tensor) -> Tensor {
     let ab = broadcast_or_panic("where", a.shape(), b.shape());
     let shape = broadcast_or_panic("where", cond.shape(), &ab);
     same_dtype_or_panic("where", a, b);
-    let inputs = [a, b];
+    let inputs = [cond, a, b];
     let op = Op::new("where", &inputs);
     let out = cond.with_data(|dc| {
         let Data::Bool(c) = dc else { unreachable!() };
@@ -191,9 +201,10 @@ pub(crate) fn where_impl(cond: &Tensor, a: &Tensor, b: &Tensor) -> Tensor {
         let c = ctx.saved(0);
         let zero = Tensor::zeros_like(g);
         vec![
-            ctx.needs_grad(0)
-                .then(|| g.where_(&c, &zero).sum_to(sa.slice())),
+            None,
             ctx.needs_grad(1)
+                .then(|| g.where_(&c, &zero).sum_to(sa.slice())),
+            ctx.needs_grad(2)
                 .then(|| zero.where_(&c, g).sum_to(sb.slice())),
         ]
     })

@@ -104,8 +104,15 @@ fn max_dim_impl(
     let dims = one_dim(op, dim, x.ndim());
     check_nonempty(op, x.shape(), &dims);
     let (values, indices) = values_and_indices(x, op, &dims, keepdim, max);
-    let indices = Tensor::from_data(indices);
     let inputs = [x];
+    // the indices are what argmax / argmin over the dim give (the first position on ties)
+    let indices = record(
+        if max { "argmax" } else { "argmin" },
+        &inputs,
+        &dims,
+        keepdim,
+    )
+    .finish_no_grad(indices);
     let rec = Op::new(op, &inputs)
         .attr("dim", Attr::Int(dims.first().map_or(0, |&d| d as i64)))
         .attr("keepdim", Attr::Bool(keepdim));
@@ -125,7 +132,9 @@ fn max_dim_impl(
 #[track_caller]
 fn arg_impl(x: &Tensor, op: &'static str, dims: Vec<usize>, keepdim: bool, max: bool) -> Tensor {
     check_nonempty(op, x.shape(), &dims);
-    Tensor::from_data(values_and_indices(x, op, &dims, keepdim, max).1)
+    let inputs = [x];
+    let rec = record(op, &inputs, &dims, keepdim);
+    rec.finish_no_grad(values_and_indices(x, op, &dims, keepdim, max).1)
 }
 
 fn all_dims(x: &Tensor) -> Vec<usize> {

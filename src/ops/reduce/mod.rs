@@ -257,7 +257,7 @@ pub(crate) fn record<'a>(
     keepdim: bool,
 ) -> Op<'a> {
     Op::new(name, inputs)
-        .attr("dims", Attr::Ints(dims.iter().map(|&d| d as i64).collect()))
+        .attr("dims", Attr::usizes(dims))
         .attr("keepdim", Attr::Bool(keepdim))
 }
 

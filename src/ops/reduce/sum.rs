@@ -94,11 +94,11 @@ impl Tensor {
 
 #[track_caller]
 fn sum_impl(x: &Tensor, dims: &[usize], keepdim: bool) -> Tensor {
-    if let Some(out) = x.with_data(|d| int_sum(d, dims, keepdim)) {
-        return Tensor::from_data(out);
-    }
     let inputs = [x];
     let op = record("sum", &inputs, dims, keepdim);
+    if let Some(out) = x.with_data(|d| int_sum(d, dims, keepdim)) {
+        return op.finish_no_grad(out);
+    }
     let out = x
         .with_data(|d| crate::with_float!(d, "sum", |a: F| Data::from(sum_axes(a, dims, keepdim))));
     let (shape, dims) = (IxDyn(x.shape()), dims.to_vec());

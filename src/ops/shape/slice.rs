@@ -114,10 +114,7 @@ pub(crate) fn embed_region(
     );
     let inputs = [x];
     let op = Op::new(name, &inputs)
-        .attr(
-            "shape",
-            Attr::Ints(shape.iter().map(|&s| s as i64).collect()),
-        )
+        .attr("shape", Attr::usizes(shape))
         .attr("region", region_attr(&region))
         .attr("value", Attr::Float(fill));
     let out = x.with_data(|d| {

@@ -11,10 +11,6 @@ use crate::autograd::tape::Attr;
 use crate::tensor::args::{infer_shape, norm_dim, try_infer_shape, ShapeArg};
 use crate::tensor::{DType, Data, Tensor};
 
-fn ints(v: &[usize]) -> Attr {
-    Attr::Ints(v.iter().map(|&d| d as i64).collect())
-}
-
 /// Reshapes data, sharing storage when the layout is row-major contiguous.
 fn reshape_data(d: &Data, shape: &[usize]) -> Data {
     let d = d.to_standard_layout();
@@ -67,7 +63,7 @@ impl Tensor {
             return self.clone();
         }
         let inputs = [self];
-        let op = Op::new(name, &inputs).attr("shape", ints(&shape));
+        let op = Op::new(name, &inputs).attr("shape", Attr::usizes(&shape));
         let out = self.with_data(|d| reshape_data(d, &shape));
         let from = IxDyn(self.shape());
         op.finish(out, move |_, g| vec![Some(g.reshape(from.slice()))])
@@ -203,7 +199,7 @@ impl Tensor {
             return self.clone();
         }
         let inputs = [self];
-        let op = Op::new("expand", &inputs).attr("shape", ints(&target));
+        let op = Op::new("expand", &inputs).attr("shape", Attr::usizes(&target));
         let out = self.with_data(|d| {
             crate::with_any!(d, |a: T| Data::from(
                 a.broadcast(IxDyn(&target))
@@ -244,7 +240,7 @@ impl Tensor {
             );
         }
         let inputs = [self];
-        let op = Op::new("permute", &inputs).attr("dims", ints(&perm));
+        let op = Op::new("permute", &inputs).attr("dims", Attr::usizes(&perm));
         let out = self.with_data(|d| {
             crate::with_any!(d, |a: T| Data::from(a.clone().permuted_axes(IxDyn(&perm))))
         });
@@ -365,7 +361,7 @@ impl Tensor {
             return self.clone();
         }
         let inputs = [self];
-        let op = Op::new("to_dtype", &inputs).attr("dtype", Attr::Str(dtype.to_string()));
+        let op = Op::new("to_dtype", &inputs).attr("dtype", Attr::DType(dtype));
         let out = self.with_data(|d| d.cast(dtype));
         if !dtype.is_float() {
             return op.finish_no_grad(out);
