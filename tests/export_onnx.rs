@@ -244,3 +244,156 @@ fn a_file_is_written_at_the_path() {
     let bytes = std::fs::read(&path).unwrap();
     assert!(proto::ModelProto::decode(bytes.as_slice()).is_ok());
 }
+
+/// Exports `forward` over `model` traced at `traced`, runs the file in ONNX Runtime at `run`
+/// (other sizes) and compares with tapegrad's output at `run`.
+fn check_against_onnxruntime<M: Module>(
+    test: &str,
+    model: &M,
+    forward: impl Fn(&[Tensor]) -> Vec<Tensor>,
+    traced: &[(&str, &Tensor)],
+    run: &[(&str, &Tensor)],
+    options: Options,
+    tol: f64,
+) {
+    let Some(py) = python_or_skip(test) else {
+        return;
+    };
+    let names: Vec<&str> = traced.iter().map(|(n, _)| *n).collect();
+    let inputs: Vec<&Tensor> = traced.iter().map(|(_, t)| *t).collect();
+    let m =
+        onnx::to_model_proto_with(model, &inputs, &forward, options.input_names(&names)).unwrap();
+    let got = onnxruntime(&py, &tmpdir(test), &m.encode_to_vec(), run);
+    let expected = {
+        let _g = no_grad();
+        forward(&run.iter().map(|(_, t)| (*t).clone()).collect::<Vec<_>>())
+    };
+    let out = &got["output"];
+    assert_eq!(out.shape(), expected[0].shape(), "{test}");
+    common::assert_close(&out.to_vec_f64(), &expected[0].to_vec_f64(), tol);
+}
+
+/// The digits CNN of examples/04_cnn_digits.rs.
+#[derive(Module)]
+struct Cnn {
+    conv1: nn::Conv2d,
+    conv2: nn::Conv2d,
+    pool: nn::MaxPool2d,
+    fc1: nn::Linear,
+    dropout: nn::Dropout,
+    fc2: nn::Linear,
+}
+
+impl Forward for Cnn {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let h = self.conv1.forward(x).relu();
+        let h = self.pool.forward(&self.conv2.forward(&h).relu());
+        let h = self.fc1.forward(&h.flatten(1, -1)).relu();
+        self.fc2.forward(&self.dropout.forward(&h))
+    }
+}
+
+#[test]
+fn the_digits_cnn_runs_in_onnxruntime_at_another_batch_size() {
+    manual_seed(3);
+    let model = Cnn {
+        conv1: nn::Conv2d::new(1, 16, 3).padding(1),
+        conv2: nn::Conv2d::new(16, 32, 3).padding(1),
+        pool: nn::MaxPool2d::new(2),
+        fc1: nn::Linear::new(32 * 4 * 4, 64),
+        dropout: nn::Dropout::new(0.25),
+        fc2: nn::Linear::new(64, 10),
+    };
+    model.eval();
+    check_against_onnxruntime(
+        "the_digits_cnn_runs_in_onnxruntime_at_another_batch_size",
+        &model,
+        |x| vec![model.forward(&x[0])],
+        &[("input", &Tensor::rand(&[2, 1, 8, 8]))],
+        &[("input", &Tensor::rand(&[7, 1, 8, 8]))],
+        Options::default().dynamic_axis("input", 0, "batch"),
+        1e-5,
+    );
+}
+
+/// conv - batch norm (with running statistics) - group norm - avg pool - global pool - linear.
+#[derive(Module)]
+struct Norms {
+    conv: nn::Conv2d,
+    bn: nn::BatchNorm,
+    gn: nn::GroupNorm,
+    pool: nn::AvgPool2d,
+    global: nn::AdaptiveAvgPool2d,
+    fc: nn::Linear,
+}
+
+impl Forward for Norms {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let h = self.bn.forward(&self.conv.forward(x)).relu();
+        let h = self.pool.forward(&self.gn.forward(&h));
+        self.fc.forward(&self.global.forward(&h).flatten(1, -1))
+    }
+}
+
+#[test]
+fn batch_norm_group_norm_and_pooling_run_in_onnxruntime_as_in_eval_mode() {
+    manual_seed(5);
+    let model = Norms {
+        conv: nn::Conv2d::new(3, 8, 3).padding(1),
+        bn: nn::BatchNorm::new(8),
+        gn: nn::GroupNorm::new(2, 8),
+        pool: nn::AvgPool2d::new(2),
+        global: nn::AdaptiveAvgPool2d::new(1),
+        fc: nn::Linear::new(8, 4),
+    };
+    // running statistics away from 0 / 1
+    model.train();
+    for _ in 0..3 {
+        let _ = model.forward(&(Tensor::randn(&[4, 3, 8, 8]) * 2.0 + 1.0));
+    }
+    model.eval();
+    check_against_onnxruntime(
+        "batch_norm_group_norm_and_pooling_run_in_onnxruntime_as_in_eval_mode",
+        &model,
+        |x| vec![model.forward(&x[0])],
+        &[("input", &Tensor::randn(&[2, 3, 8, 8]))],
+        &[("input", &Tensor::randn(&[5, 3, 8, 8]))],
+        Options::default().dynamic_axis("input", 0, "batch"),
+        1e-5,
+    );
+}
+
+/// A padding mask `[B, S]`: true = padding, the last `pad[b]` positions of row `b`.
+fn padding_mask(s: usize, pad: &[usize]) -> Tensor {
+    let v: Vec<i64> = pad
+        .iter()
+        .flat_map(|&p| (0..s).map(move |j| (j >= s - p) as i64))
+        .collect();
+    Tensor::from_vec_i64(v, &[pad.len(), s]).gt_scalar(0.0)
+}
+
+#[test]
+fn a_transformer_encoder_with_a_padding_mask_runs_at_another_batch_and_length() {
+    manual_seed(11);
+    let layer = nn::TransformerEncoderLayer::new(16, 4)
+        .dim_feedforward(32)
+        .batch_first(true);
+    let enc = nn::TransformerEncoder::new(&layer, 2);
+    enc.eval();
+    let opts = Options::default()
+        .dynamic_axis("input", 0, "batch")
+        .dynamic_axis("input", 1, "seq")
+        .dynamic_axis("mask", 0, "batch")
+        .dynamic_axis("mask", 1, "seq");
+    let (x, m) = (Tensor::randn(&[2, 5, 16]), padding_mask(5, &[0, 2]));
+    let (x2, m2) = (Tensor::randn(&[3, 7, 16]), padding_mask(7, &[1, 0, 3]));
+    check_against_onnxruntime(
+        "a_transformer_encoder_with_a_padding_mask_runs_at_another_batch_and_length",
+        &enc,
+        |x| vec![enc.forward(&x[0], None, Some(&x[1]))],
+        &[("input", &x), ("mask", &m)],
+        &[("input", &x2), ("mask", &m2)],
+        opts,
+        1e-5,
+    );
+}

@@ -104,6 +104,9 @@ pub(crate) struct Builder {
     /// Initializers already written, by name.
     written: HashMap<String, ()>,
     counter: usize,
+    /// The dynamic axes of the graph's inputs: (input name, axis, traced size); the second run
+    /// has size + 1.
+    pub dyn_dims: Vec<(String, usize, usize)>,
 }
 
 impl Builder {
@@ -114,6 +117,7 @@ impl Builder {
             initializers: Vec::new(),
             written: HashMap::new(),
             counter: 0,
+            dyn_dims: Vec::new(),
         }
     }
 
@@ -142,6 +146,56 @@ impl Builder {
             self.initializers.push(tensor_proto(name, t));
         }
         name.to_string()
+    }
+
+    /// A 1-element int64 tensor computing a size that is `a` at the traced inputs and `b` at
+    /// the grown ones, as `c` times one dynamic input size or a product of two
+    /// (`Shape → Gather → Mul`); `None` if no such product fits.
+    pub fn size_expr(&mut self, a: usize, b: usize) -> Option<String> {
+        let dims = self.dyn_dims.clone();
+        let mut products: Vec<(Vec<usize>, usize, usize)> = Vec::new();
+        for (i, d) in dims.iter().enumerate() {
+            products.push((vec![i], d.2, d.2 + 1));
+            for (j, e) in dims.iter().enumerate().skip(i) {
+                products.push((vec![i, j], d.2 * e.2, (d.2 + 1) * (e.2 + 1)));
+            }
+        }
+        let (factors, pa, _) = products
+            .into_iter()
+            .find(|(_, pa, pb)| *pa > 0 && a % pa == 0 && b % pb == 0 && a / pa == b / pb)?;
+        let c = (a / pa) as i64;
+        let mut acc: Option<String> = None;
+        for f in factors {
+            let (input, axis, _) = dims[f].clone();
+            let shape = self.node("Shape", &[&input], vec![]);
+            let idx = self.ints(&[axis as i64]);
+            let g = self.node("Gather", &[&shape, &idx], vec![attr_int("axis", 0)]);
+            acc = Some(match acc {
+                None => g,
+                Some(p) => self.node("Mul", &[&p, &g], vec![]),
+            });
+        }
+        let acc = acc?;
+        Some(if c == 1 {
+            acc
+        } else {
+            let k = self.ints(&[c]);
+            self.node("Mul", &[&acc, &k], vec![])
+        })
+    }
+
+    /// A 1-d int64 shape: literal sizes where `dynamic` is false, size expressions elsewhere.
+    pub fn shape_expr(&mut self, a: &[usize], b: &[usize], dynamic: &[bool]) -> Option<String> {
+        let mut parts = Vec::new();
+        for i in 0..a.len() {
+            parts.push(if dynamic[i] {
+                self.size_expr(a[i], b[i])?
+            } else {
+                self.ints(&[a[i] as i64])
+            });
+        }
+        let refs: Vec<&str> = parts.iter().map(|s| s.as_str()).collect();
+        Some(self.node("Concat", &refs, vec![attr_int("axis", 0)]))
     }
 
     /// A fresh int64 constant initializer.
@@ -252,13 +306,33 @@ pub(crate) fn input_values(
                 dynamic: vec![false; t.ndim()],
                 dtype: t.dtype(),
             }),
-            Src::Const => Err(unsupported(
-                n,
-                &format!(
-                    "has a constant input #{k} of shape {:?} whose value the tape did not record",
-                    n.input_shapes[k]
-                ),
-            )),
+            Src::Const(t) => {
+                let name = b.fresh("const");
+                Ok(Value {
+                    name: b.initializer(&name, t),
+                    shape: t.shape().to_vec(),
+                    dynamic: vec![false; t.ndim()],
+                    dtype: t.dtype(),
+                })
+            }
+            Src::SizedConst(t, other) => match sized_const(b, t, other) {
+                Some(name) => Ok(Value {
+                    name,
+                    shape: t.shape().to_vec(),
+                    dynamic: t.shape().iter().zip(other).map(|(a, b)| a != b).collect(),
+                    dtype: t.dtype(),
+                }),
+                None => Err(unsupported(
+                    n,
+                    &format!(
+                        "has a constant input #{k} made inside forward whose shape follows the \
+                         input's size ({:?} at the traced size, {other:?} at another) and which \
+                         is neither uniform nor an arange; only values computed from the inputs \
+                         can follow a dynamic axis",
+                        t.shape()
+                    ),
+                )),
+            },
         })
         .collect()
 }
@@ -557,14 +631,18 @@ fn reshape(b: &mut Builder, n: &Node, x: &Value) -> Result<String> {
             *t = -1;
             inferred = true;
         } else {
-            return Err(unsupported(
-                n,
-                &format!(
-                    "reshapes {:?} to {:?} with more than one size that depends on a dynamic \
-                     axis and cannot be copied from the input",
-                    x.shape, n.shape
-                ),
-            ));
+            // sizes that are products of the input's sizes: computed from Shape
+            let Some(s) = b.shape_expr(&n.shape, &n.shape_b, &n.dynamic) else {
+                return Err(unsupported(
+                    n,
+                    &format!(
+                        "reshapes {:?} to {:?} with sizes that depend on dynamic axes in a way \
+                         the exporter cannot express",
+                        x.shape, n.shape
+                    ),
+                ));
+            };
+            return Ok(b.node("Reshape", &[&x.name, &s], vec![]));
         }
     }
     let s = b.ints(&target);
@@ -581,13 +659,16 @@ fn expand(b: &mut Builder, n: &Node, x: &Value) -> Result<String> {
         if own == Some(d) {
             target.push(1);
         } else if n.dynamic[i] {
-            return Err(unsupported(
-                n,
-                &format!(
-                    "expands {:?} to {:?} along a dim that depends on a dynamic axis",
-                    x.shape, n.shape
-                ),
-            ));
+            let Some(s) = b.shape_expr(&n.shape, &n.shape_b, &n.dynamic) else {
+                return Err(unsupported(
+                    n,
+                    &format!(
+                        "expands {:?} to {:?} along a dim that depends on a dynamic axis",
+                        x.shape, n.shape
+                    ),
+                ));
+            };
+            return Ok(b.node("Expand", &[&x.name, &s], vec![]));
         } else {
             target.push(d as i64);
         }
@@ -684,4 +765,28 @@ fn group_norm(b: &mut Builder, n: &Node, ins: &[Value]) -> Result<String> {
     let bias = b.node("Reshape", &[&bias, &pc], vec![]);
     let y = b.node("Mul", &[&y, &w], vec![]);
     Ok(b.node("Add", &[&y, &bias], vec![]))
+}
+
+/// A constant made inside forward at the input's size, rebuilt from the input's size: a uniform
+/// one (`zeros(mask.shape())`) as its value expanded, an int64 arange (positions) as `Range`.
+fn sized_const(b: &mut Builder, t: &Tensor, other: &[usize]) -> Option<String> {
+    let v = t.to_vec_f64();
+    let dynamic: Vec<bool> = t.shape().iter().zip(other).map(|(a, b)| a != b).collect();
+    if v.iter().all(|&x| x == v[0]) || v.is_empty() {
+        let first = v.first().copied().unwrap_or(0.0);
+        let value = b.scalar(first, t.dtype());
+        let shape = b.shape_expr(t.shape(), other, &dynamic)?;
+        return Some(b.node("Expand", &[&value, &shape], vec![]));
+    }
+    let arange = t.ndim() == 1 && v.windows(2).all(|w| w[1] - w[0] == 1.0);
+    if arange && t.dtype() == DType::I64 {
+        let n = b.size_expr(t.shape()[0], other[0])?;
+        let start = b.scalar(v[0], DType::I64);
+        let one = b.scalar(1.0, DType::I64);
+        let zero = b.ints(&[0]);
+        let n = b.node("Squeeze", &[&n, &zero], vec![]);
+        let end = b.node("Add", &[&start, &n], vec![]);
+        return Some(b.node("Range", &[&start, &end, &one], vec![]));
+    }
+    None
 }

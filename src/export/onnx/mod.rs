@@ -252,6 +252,11 @@ pub fn to_model_proto_with<M: Module + ?Sized>(
     let traced = trace::trace(&forward, inputs, &axes, &state)?;
 
     let mut b = Builder::new(options.opset_version);
+    for ((x, name), axes) in inputs.iter().zip(&in_names).zip(&axes) {
+        for &a in axes {
+            b.dyn_dims.push((name.clone(), a, x.shape()[a]));
+        }
+    }
     let graph_inputs: Vec<Value> = inputs
         .iter()
         .zip(&in_names)
@@ -265,8 +270,17 @@ pub fn to_model_proto_with<M: Module + ?Sized>(
         .collect();
     let mut values: Vec<Value> = Vec::with_capacity(traced.nodes.len());
     for n in &traced.nodes {
-        let ins = emit::input_values(&mut b, n, &values, &graph_inputs)?;
-        let name = emit::emit(&mut b, n, &ins)?;
+        let name = match &n.folded {
+            // an op on constants only: its value is an initializer (constant folding)
+            Some(v) => {
+                let name = b.fresh("folded");
+                b.initializer(&name, v)
+            }
+            None => {
+                let ins = emit::input_values(&mut b, n, &values, &graph_inputs)?;
+                emit::emit(&mut b, n, &ins)?
+            }
+        };
         values.push(Value {
             name,
             shape: n.shape.clone(),

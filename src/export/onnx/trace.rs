@@ -23,8 +23,11 @@ pub(crate) enum Src {
     Input(usize),
     /// A parameter or buffer, by its `state_dict` name.
     Param(String, Tensor),
-    /// A constant whose value the tape did not record.
-    Const,
+    /// A constant made by the model (a scalar operand, a mask) with its value.
+    Const(Tensor),
+    /// A constant whose shape changes with the input's size (made inside forward from a size),
+    /// with its shape at the grown inputs.
+    SizedConst(Tensor, Vec<usize>),
 }
 
 /// One traced op.
@@ -32,12 +35,15 @@ pub(crate) struct Node {
     pub op: &'static str,
     pub attrs: Vec<(&'static str, Attr)>,
     pub inputs: Vec<Src>,
-    pub input_shapes: Vec<Vec<usize>>,
     pub shape: Vec<usize>,
     pub dtype: DType,
     pub location: &'static Location<'static>,
     /// Per output dim: whether it changed between the two runs (depends on a dynamic axis).
     pub dynamic: Vec<bool>,
+    /// The output's shape in the second run.
+    pub shape_b: Vec<usize>,
+    /// The output's value when every input is a constant (constant folding).
+    pub folded: Option<Tensor>,
 }
 
 impl Node {
@@ -79,21 +85,13 @@ fn run(
     inputs: &[Tensor],
     params: &[(String, Tensor)],
 ) -> Result<Run> {
-    // Fresh handles, so that each graph input is found on the tape by identity. Float inputs
-    // require grad so that every op downstream of them is recorded.
-    let handles: Vec<Tensor> = inputs
-        .iter()
-        .map(|x| {
-            let h = x.detach();
-            if h.dtype().is_float() {
-                h.requires_grad()
-            } else {
-                h
-            }
-        })
-        .collect();
-    let _grad = crate::autograd::enable_grad();
-    let outs = f(&handles);
+    // Fresh handles, so that each graph input is found on the tape by identity.
+    let handles: Vec<Tensor> = inputs.iter().map(|x| x.detach()).collect();
+    let outs = {
+        let _trace = crate::autograd::tracing();
+        let _grad = crate::autograd::no_grad();
+        f(&handles)
+    };
     let live: HashMap<u64, Rc<Entry>> = tape::entries().into_iter().map(|e| (e.id, e)).collect();
     let mut reach = HashSet::new();
     let mut stack: Vec<Rc<Entry>> = outs.iter().filter_map(tape::entry_of).collect();
@@ -141,29 +139,44 @@ pub(crate) fn trace(
         )));
     }
     let index: HashMap<u64, usize> = ea.iter().enumerate().map(|(i, e)| (e.id, i)).collect();
-    let src = |inp: &Input| -> Src {
-        match inp {
-            Input::Node(j) => Src::Node(index[j]),
-            Input::Leaf(t) => {
-                if let Some(k) = ha.iter().position(|h| h.same(t)) {
-                    return Src::Input(k);
-                }
-                match params.iter().find(|(_, p)| p.same(t)) {
-                    Some((n, p)) => Src::Param(n.clone(), p.clone()),
-                    None => Src::Param(t.name().unwrap_or_else(|| "constant".into()), t.clone()),
-                }
-            }
-            Input::Const => Src::Const,
+    let src = |inp: &Input, shape_b: &[usize]| -> Src {
+        let t = match inp {
+            Input::Node(j) => return Src::Node(index[j]),
+            Input::Leaf(t) | Input::Const(t) => t,
+        };
+        if let Some(k) = ha.iter().position(|h| h.same(t)) {
+            return Src::Input(k);
         }
+        if let Some((n, p)) = params.iter().find(|(_, p)| p.same(t)) {
+            return Src::Param(n.clone(), p.clone());
+        }
+        if t.requires_grad_enabled() {
+            // a parameter outside the state dict (a tensor the forward closes over)
+            let name = t.name().unwrap_or_else(|| "parameter".into());
+            return Src::Param(name, t.clone());
+        }
+        if t.shape() != shape_b {
+            return Src::SizedConst(t.clone(), shape_b.to_vec());
+        }
+        Src::Const(t.clone())
     };
-    let nodes = ea
-        .iter()
-        .zip(&eb)
-        .map(|(a, b)| Node {
+    let mut nodes: Vec<Node> = Vec::with_capacity(ea.len());
+    for (a, b) in ea.iter().zip(&eb) {
+        let inputs: Vec<Src> = a
+            .inputs
+            .iter()
+            .zip(&b.input_shapes)
+            .map(|(i, sb)| src(i, sb.slice()))
+            .collect();
+        let constant = inputs.iter().all(|s| match s {
+            Src::Const(_) => true,
+            Src::Node(i) => nodes[*i].folded.is_some(),
+            _ => false,
+        });
+        nodes.push(Node {
             op: a.op,
             attrs: a.attrs.clone(),
-            inputs: a.inputs.iter().map(src).collect(),
-            input_shapes: a.input_shapes.iter().map(|s| s.slice().to_vec()).collect(),
+            inputs,
             shape: a.output_shape.slice().to_vec(),
             dtype: a.dtype,
             location: a.location,
@@ -174,15 +187,17 @@ pub(crate) fn trace(
                 .zip(b.output_shape.slice())
                 .map(|(x, y)| x != y)
                 .collect(),
-        })
-        .collect();
+            shape_b: b.output_shape.slice().to_vec(),
+            folded: if constant { a.traced_output() } else { None },
+        });
+    }
     let outputs = outs_a
         .iter()
         .map(|o| match tape::entry_of(o) {
             Some(e) if index.contains_key(&e.id) => Src::Node(index[&e.id]),
             _ => match ha.iter().position(|h| h.same(o)) {
                 Some(k) => Src::Input(k),
-                None => Src::Const,
+                None => Src::Const(o.clone()),
             },
         })
         .collect();
