@@ -316,3 +316,75 @@ fn ops_record_what_is_needed_to_run_them_again() {
     let e = tape::entry_of(&dt).unwrap();
     assert_eq!(e.attr("dtype"), Some(&Attr::DType(DType::F64)));
 }
+
+#[test]
+fn a_cnn_in_eval_mode_traces_with_its_buffers_and_parameters_by_identity() {
+    use tapegrad::nn::{self, Forward, Module};
+    let bn = nn::BatchNorm::new(4);
+    let model = nn::Sequential::new()
+        .add(nn::Conv2d::new(1, 4, 3))
+        .add(bn)
+        .add(nn::ReLU)
+        .add(nn::MaxPool2d::new(2))
+        .add(nn::Flatten::new())
+        .add(nn::Linear::new(4 * 3 * 3, 10));
+    model.eval();
+    let x = Tensor::randn(&[2, 1, 8, 8]);
+    let y = autograd::trace(|| {
+        let _g = no_grad();
+        model.forward(&x)
+    });
+    let params = model.named_parameters();
+    let g = TapeGraph::of(&[&y], &params);
+    let ops: Vec<_> = g.ops().map(|(_, n)| n.op_name().unwrap()).collect();
+    for op in [
+        "conv2d",
+        "batch_norm",
+        "relu",
+        "max_pool2d",
+        "reshape",
+        "matmul",
+        "add",
+    ] {
+        assert!(ops.contains(&op), "{op} missing from {ops:?}");
+    }
+    // every parameter and buffer is a node found by identity, the input too
+    let buffers = model.named_buffers();
+    for (name, t) in params.iter().chain(&buffers) {
+        if t.dtype().is_float() {
+            let hit = g
+                .nodes
+                .iter()
+                .any(|n| n.value.as_ref().is_some_and(|v| v.same(t)));
+            assert!(hit, "{name} is not in the graph");
+        }
+    }
+    assert!(g
+        .nodes
+        .iter()
+        .any(|n| n.value.as_ref().is_some_and(|v| v.same(&x))));
+    let (i, bn_node) = g
+        .ops()
+        .find(|(_, n)| n.op_name() == Some("batch_norm"))
+        .unwrap();
+    assert_eq!(bn_node.attr("training"), Some(&Attr::Bool(false)));
+    assert_eq!(g.nodes[i].inputs.len(), 5);
+}
+
+#[test]
+fn a_transformer_layer_with_a_padding_mask_traces_and_matches_the_schema() {
+    use tapegrad::nn;
+    let layer = nn::TransformerEncoderLayer::new(8, 2);
+    tapegrad::nn::Module::eval(&layer);
+    let x = Tensor::randn(&[5, 2, 8]);
+    let pad = Tensor::from_values(
+        vec![
+            false, false, false, true, true, false, false, false, false, true,
+        ],
+        &[2, 5],
+    );
+    let ops = traced_ops(|| vec![layer.forward(&x, None, Some(&pad))]);
+    for op in ["matmul", "softmax", "layer_norm", "where"] {
+        assert!(ops.contains(op), "{op} missing from {ops:?}");
+    }
+}

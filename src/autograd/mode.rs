@@ -4,6 +4,7 @@
 use std::cell::Cell;
 use std::marker::PhantomData;
 use std::panic::Location;
+use std::thread::LocalKey;
 
 thread_local! {
     static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
@@ -31,18 +32,35 @@ pub(crate) fn in_backward() -> Option<(&'static str, &'static Location<'static>)
     IN_BACKWARD.with(|c| c.get())
 }
 
-/// Restores the previous grad mode when dropped. Made by [`no_grad`], [`enable_grad`] and
-/// [`set_grad_enabled`]; not `Send`, because the mode belongs to the thread.
-#[must_use = "the mode lasts only while the guard is alive: `let _g = no_grad();`"]
-pub struct GradModeGuard {
+/// Sets a thread-local mode flag and restores the value it found when dropped: what every guard
+/// of this module holds. Not `Send`, because the modes belong to the thread.
+struct FlagRestore {
+    flag: &'static LocalKey<Cell<bool>>,
     prev: bool,
     _not_send: PhantomData<*const ()>,
 }
 
-impl Drop for GradModeGuard {
-    fn drop(&mut self) {
-        GRAD_ENABLED.with(|g| g.set(self.prev));
+impl FlagRestore {
+    fn set(flag: &'static LocalKey<Cell<bool>>, value: bool) -> FlagRestore {
+        FlagRestore {
+            flag,
+            prev: flag.with(|f| f.replace(value)),
+            _not_send: PhantomData,
+        }
     }
+}
+
+impl Drop for FlagRestore {
+    fn drop(&mut self) {
+        self.flag.with(|f| f.set(self.prev));
+    }
+}
+
+/// Restores the previous grad mode when dropped. Made by [`no_grad`], [`enable_grad`] and
+/// [`set_grad_enabled`]; not `Send`, because the mode belongs to the thread.
+#[must_use = "the mode lasts only while the guard is alive: `let _g = no_grad();`"]
+pub struct GradModeGuard {
+    _restore: FlagRestore,
 }
 
 /// Disables gradient recording on this thread until the guard is dropped, like `torch.no_grad()`.
@@ -69,10 +87,8 @@ pub fn enable_grad() -> GradModeGuard {
 
 /// Sets whether ops are recorded on this thread until the guard is dropped.
 pub fn set_grad_enabled(enabled: bool) -> GradModeGuard {
-    let prev = GRAD_ENABLED.with(|g| g.replace(enabled));
     GradModeGuard {
-        prev,
-        _not_send: PhantomData,
+        _restore: FlagRestore::set(&GRAD_ENABLED, enabled),
     }
 }
 
@@ -84,14 +100,7 @@ pub fn is_grad_enabled() -> bool {
 /// Restores the previous anomaly mode when dropped.
 #[must_use = "anomaly detection lasts only while the guard is alive"]
 pub struct AnomalyGuard {
-    prev: bool,
-    _not_send: PhantomData<*const ()>,
-}
-
-impl Drop for AnomalyGuard {
-    fn drop(&mut self) {
-        ANOMALY.with(|a| a.set(self.prev));
-    }
+    _restore: FlagRestore,
 }
 
 /// Turns on anomaly detection on this thread until the guard is dropped, like
@@ -107,10 +116,8 @@ impl Drop for AnomalyGuard {
 /// let _y = x.log(); // panics: "log ... produced NaN"
 /// ```
 pub fn detect_anomaly() -> AnomalyGuard {
-    let prev = ANOMALY.with(|a| a.replace(true));
     AnomalyGuard {
-        prev,
-        _not_send: PhantomData,
+        _restore: FlagRestore::set(&ANOMALY, true),
     }
 }
 
@@ -122,14 +129,7 @@ pub fn is_anomaly_enabled() -> bool {
 /// Restores the previous tracing mode when dropped. Made by [`tracing`].
 #[must_use = "tracing lasts only while the guard is alive: `let _t = tracing();`"]
 pub struct TracingGuard {
-    prev: bool,
-    _not_send: PhantomData<*const ()>,
-}
-
-impl Drop for TracingGuard {
-    fn drop(&mut self) {
-        TRACING.with(|t| t.set(self.prev));
-    }
+    _restore: FlagRestore,
 }
 
 /// Records every op on this thread's tape until the guard is dropped, like the tracer behind
@@ -163,10 +163,8 @@ pub fn tracing() -> TracingGuard {
 
 /// Sets whether every op is recorded on this thread until the guard is dropped (see [`tracing`]).
 pub fn set_tracing(enabled: bool) -> TracingGuard {
-    let prev = TRACING.with(|t| t.replace(enabled));
     TracingGuard {
-        prev,
-        _not_send: PhantomData,
+        _restore: FlagRestore::set(&TRACING, enabled),
     }
 }
 

@@ -346,6 +346,8 @@
 //! | `with torch.autograd.detect_anomaly():` | `let _a = detect_anomaly();` |
 //! | `torch.autograd.gradcheck(f, (x,))` | `gradcheck(\|t\| f(&t[0]), &[x])` (in f64) |
 //! | (graph memory) | `tapegrad::autograd::tape::len()`, `saved_bytes()`, `entries()`, `entry_of(&t)` |
+//! | tracing (`torch.jit.trace`'s recorder) | `let y = autograd::trace(\|\| model.forward(&x));` then `autograd::graph::TapeGraph::of(&[&y], &params)` |
+//! | `derivatives.yaml` (op names, inputs, attributes) | `tapegrad::autograd::schema::OPS` |
 //!
 //! A training step, PyTorch:
 //!
