@@ -6,9 +6,9 @@
 //! - [`Backend::Threads(n)`](Backend::Threads): `n` worker threads of this process, each with its
 //!   own tape, exchanging tensors in memory. Nothing to install; data parallelism on one machine.
 //!   Reductions run in rank order, so results are bitwise reproducible.
-//! - [`Backend::Mpi`]: one rank per process, started by `mpirun`, on Open MPI through the `mpi`
-//!   crate. Needs tapegrad's cargo feature `mpi` and the Debian packages `libopenmpi-dev`,
-//!   `openmpi-bin` and `libclang-dev`.
+//! - [`Backend::Mpi`]: one rank per process, started by `mpirun`. **Not available yet**: the API
+//!   is in place (the same user code will run on it), but `init_process_group(Backend::Mpi)`
+//!   returns an error until the MPI transport is written.
 //!
 //! [`launch`] runs a function once per rank (on `n` threads, or once in this MPI process), like
 //! `torch.multiprocessing.spawn`; [`init_process_group`] joins a group from code that starts its
@@ -38,22 +38,15 @@
 //! Every collective has a deadline, [`ProcessGroup::timeout`] after it was issued (30 minutes by
 //! default as in PyTorch; [`InitOptions::timeout`], or the environment variable
 //! `TAPEGRAD_DIST_TIMEOUT_S`). A collective that not every rank reaches in time returns an
-//! [`Error::Distributed`](crate::Error::Distributed) naming the op and its number ("all_reduce
+//! [`Error::Distributed`] naming the op and its number ("all_reduce
 //! #17") and the ranks that did not arrive. A rank that leaves the group — its function in
 //! [`launch`] returned or panicked, or its thread exited — makes the collectives it never reached
 //! fail at once on the other ranks, naming it. Ranks that call different collectives, or pass
 //! tensors of different shapes or dtypes, get an error naming the op and every rank's shape,
 //! never a garbage result. After any such failure the group is *broken*: every later collective
 //! on it fails at once.
-//!
-//! On MPI, a timed-out collective cannot be cancelled: tapegrad does not call `MPI_Abort` for
-//! you; return the error and let the process exit (with a broken group, tapegrad then skips
-//! `MPI_Finalize`, and `mpirun` ends the whole job with its own message). A rank that dies or is
-//! killed makes `mpirun` end the job.
 
 mod group;
-#[cfg(feature = "mpi")]
-mod mpi;
 mod payload;
 mod threads;
 
@@ -71,7 +64,8 @@ use crate::{Error, Result};
 /// Where the ranks of a group run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
-    /// One rank per process, started by `mpirun` (cargo feature `mpi`).
+    /// One rank per process, started by `mpirun` (not available yet: initializing it is an
+    /// error).
     Mpi,
     /// `n` ranks on `n` threads of this process.
     Threads(usize),
@@ -94,7 +88,7 @@ pub enum ReduceOp {
 }
 
 impl ReduceOp {
-    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    #[allow(dead_code)] // for the MPI backend's headers
     /// Every op, in declaration order (`op as usize` indexes it).
     pub(crate) const ALL: [ReduceOp; 5] = [
         ReduceOp::Sum,
@@ -176,9 +170,7 @@ pub fn is_initialized() -> bool {
 /// Joins a process group and makes it this thread's default group, like
 /// `dist.init_process_group(backend)`, with the default [`InitOptions`].
 ///
-/// - `Backend::Mpi`: initializes MPI (once per process); the rank and world size come from
-///   `mpirun`. Every rank must call it; the ranks then shake hands, so a rank that never joins
-///   is an error at start, after the timeout.
+/// - `Backend::Mpi`: not available yet (an error).
 /// - `Backend::Threads(n)`: the first `n` threads of this process that call it form a group, with
 ///   ranks in order of arrival, once all `n` have joined (within the timeout).
 ///
@@ -187,7 +179,7 @@ pub fn is_initialized() -> bool {
 /// # Errors
 /// If the group cannot be formed within the timeout (naming the ranks that did not join), if
 /// the world size differs from [`InitOptions::expected_world_size`], if another group is already
-/// this thread's default, or for `Backend::Mpi` without the `mpi` feature or when MPI fails.
+/// this thread's default, or for `Backend::Mpi` (not available yet).
 pub fn init_process_group(backend: Backend) -> Result<ProcessGroup> {
     init_process_group_with(backend, InitOptions::default())
 }
@@ -260,32 +252,22 @@ fn check_world_size(pg: &ProcessGroup, opts: &InitOptions) -> Result<()> {
     }
 }
 
-#[cfg(feature = "mpi")]
-fn init_mpi(opts: &InitOptions) -> Result<ProcessGroup> {
-    mpi::init(opts.timeout)
-}
-
-#[cfg(not(feature = "mpi"))]
 fn init_mpi(_: &InitOptions) -> Result<ProcessGroup> {
+    // The MPI transport (a comm thread issuing non-blocking Open MPI collectives through the
+    // `mpi` crate, behind a cargo feature `mpi`) is not written yet.
     Err(Error::Distributed(
-        "Backend::Mpi needs tapegrad built with the cargo feature `mpi` (Open MPI, Debian \
-         packages libopenmpi-dev, openmpi-bin and libclang-dev); Backend::Threads(n) needs \
-         nothing"
+        "Backend::Mpi is not available yet in this version of tapegrad (the MPI backend is \
+         still to come); Backend::Threads(n) runs the same code on threads"
             .into(),
     ))
 }
 
 /// Leaves this thread's default group and forgets it, like `dist.destroy_process_group()`.
-/// On MPI it also finalizes MPI, which cannot be initialized again in the same process.
 /// Does nothing without a default group.
 pub fn destroy_process_group() {
     let old = DEFAULT.with(|d| d.borrow_mut().take());
     if let Some(DefaultGroup(pg, _)) = &old {
         pg.leave("destroy_process_group was called");
-        #[cfg(feature = "mpi")]
-        if pg.backend() == "mpi" {
-            mpi::shutdown();
-        }
     }
 }
 
@@ -294,9 +276,8 @@ pub fn destroy_process_group() {
 ///
 /// - `Backend::Threads(n)`: on `n` new threads of this process, each with its own tape and with
 ///   its rank's group as its default group; returns `n` results.
-/// - `Backend::Mpi`: once, on this thread, in this process of an `mpirun` job; returns one
-///   result. MPI is finalized when `f` returns (unless the group is broken, see the
-///   [module docs](self)).
+/// - `Backend::Mpi`: once, on this thread, in this process of an `mpirun` job, returning one
+///   result (not available yet: an error).
 ///
 /// When `f` returns or panics, its rank leaves the group, so collectives the other ranks wait
 /// on in vain fail at once, naming it. The same `f` runs on both backends.
@@ -353,8 +334,6 @@ where
         Backend::Mpi => {
             let pg = init_process_group_with(Backend::Mpi, opts)?;
             let out = run_rank(pg, &f, &order);
-            #[cfg(feature = "mpi")]
-            mpi::shutdown();
             vec![out]
         }
     };

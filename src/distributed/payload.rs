@@ -29,7 +29,7 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    #[allow(dead_code)] // for the MPI backend's headers
     /// A small code to send in headers.
     pub(crate) fn code(self) -> i64 {
         match self {
@@ -41,7 +41,7 @@ impl Kind {
         }
     }
 
-    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    #[allow(dead_code)] // for the MPI backend's headers
     /// The kind of a header code.
     pub(crate) fn from_code(c: i64) -> Option<Kind> {
         Some(match c {
