@@ -17,6 +17,9 @@ pub enum Error {
     Format(String),
     /// A request the operation does not support (an op with no ONNX mapping, a bad option).
     Unsupported(String),
+    /// A collective or process group that failed (`tapegrad::distributed`): a timeout, a rank
+    /// that left, collectives that differ across ranks, an MPI error.
+    Distributed(String),
 }
 
 impl fmt::Display for Error {
@@ -26,7 +29,8 @@ impl fmt::Display for Error {
             | Error::DType(s)
             | Error::Index(s)
             | Error::Format(s)
-            | Error::Unsupported(s) => f.write_str(s),
+            | Error::Unsupported(s)
+            | Error::Distributed(s) => f.write_str(s),
             Error::Io(e) => write!(f, "I/O error: {e}"),
         }
     }

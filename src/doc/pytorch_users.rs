@@ -33,6 +33,7 @@
 //! - [Autograd](#autograd)
 //! - [Modules: torch.nn](#modules-torchnn)
 //! - [Data: torch.utils.data](#data-torchutilsdata)
+//! - [Distributed: torch.distributed](#distributed-torchdistributed)
 //! - [Differences to know](#differences-to-know)
 //! - [Layers, losses and torch.nn.functional](#layers-losses-and-torchnnfunctional)
 //! - [Optimizers: torch.optim](#optimizers-torchoptim)
@@ -548,6 +549,24 @@
 //!
 //! As in PyTorch, export traces one forward pass; call `model.eval()` first (it is an error
 //! otherwise).
+//!
+//! ## Distributed: torch.distributed
+//!
+//! In [`tapegrad::distributed`](crate::distributed). Collectives return `Result` (timeouts and
+//! failed ranks are errors, never hangs) and are not recorded on the tape.
+//!
+//! | PyTorch | tapegrad |
+//! |---|---|
+//! | `mp.spawn(fn, nprocs=4)` | `distributed::launch(Backend::Threads(4), \|pg\| ..)` (4 ranks on threads, each with its own tape) |
+//! | `dist.init_process_group("gloo", timeout=td)` | `init_process_group_with(backend, InitOptions { timeout, .. })` |
+//! | `dist.get_rank()`, `dist.get_world_size()` | `pg.rank()`, `pg.world_size()` (or the free `distributed::rank()`, `world_size()`) |
+//! | `dist.all_reduce(t, op=ReduceOp.SUM)` | `pg.all_reduce(&t, ReduceOp::Sum)?` (in place; also `Avg`, `Max`, `Min`, `Product`) |
+//! | `w = dist.all_reduce(t, async_op=True)`; `w.wait()` | `let w = pg.all_reduce_async(&t, op)?;` `w.wait()?` |
+//! | `dist.broadcast(t, src=0)` | `pg.broadcast(&t, 0)?` (in place) |
+//! | `dist.all_gather(out_list, t)` | `let out = pg.all_gather(&t)?;` |
+//! | `dist.reduce_scatter_tensor(out, t, op)` | `let out = pg.reduce_scatter(&t, op)?;` |
+//! | `dist.all_gather_object(out, obj)` | `pg.all_gather_bytes(&bytes)?` |
+//! | `dist.barrier()`, `dist.destroy_process_group()` | `pg.barrier()?`, `distributed::destroy_process_group()` |
 //!
 //! ## Differences to know
 //!
