@@ -7,7 +7,7 @@
 //!
 //! This is the README's main example: `cargo run --release --example 04_cnn_digits`.
 
-use tapegrad::data::{datasets, random_split, DataLoader, Dataset};
+use tapegrad::data::{datasets, random_split, DataLoader};
 use tapegrad::nn::functional::{cross_entropy, CrossEntropyOpts};
 use tapegrad::nn::{Forward, Module};
 use tapegrad::optim::lr_scheduler::{CosineAnnealingLR, LrScheduler};

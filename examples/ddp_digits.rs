@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use digits_cnn::{evaluate, Cnn};
-use tapegrad::data::{datasets, random_split, DataLoader, Dataset, DistributedSampler, Subset};
+use tapegrad::data::{datasets, random_split, DataLoader, Dataset, DistributedSampler};
 use tapegrad::distributed::{launch_with, Backend, InitOptions, ProcessGroup};
 use tapegrad::nn::functional::{cross_entropy, CrossEntropyOpts};
 use tapegrad::nn::parallel::DistributedDataParallel;
@@ -127,9 +127,12 @@ fn train(pg: &ProcessGroup, args: &Args) -> tapegrad::Result<Option<f64>> {
     // Each rank initialises its own model; DDP replaces it by rank 0's.
     let model = DistributedDataParallel::new(Cnn::new(), pg)?;
     let mut opt = AdamW::new(model.parameters(), 3e-3).weight_decay(1e-4);
-    let mut sampler = DistributedSampler::new(n_train, world, rank)
+    // each rank draws its own share of every epoch's permutation (the same seed on every rank)
+    let sampler = DistributedSampler::new(n_train, world, rank)
         .shuffle(true)
         .seed(1);
+    let per_rank = sampler.len();
+    let loader = DataLoader::new(train, args.batch_size).sampler(sampler);
     let mut writer = if lead {
         if let Some(n) = args.threads {
             println!("{n} ranks as threads of one process");
@@ -139,7 +142,7 @@ fn train(pg: &ProcessGroup, args: &Args) -> tapegrad::Result<Option<f64>> {
              {} per rank",
             model.num_parameters(),
             n_train,
-            sampler.num_samples(),
+            per_rank,
             args.batch_size
         );
         Some(match &args.logdir {
@@ -151,17 +154,14 @@ fn train(pg: &ProcessGroup, args: &Args) -> tapegrad::Result<Option<f64>> {
     };
 
     let started = Instant::now();
-    let mut step = 0;
+    let mut step: i64 = 0;
     let mut accuracy = None;
     for epoch in 1..=args.epochs {
-        sampler.set_epoch(epoch as u64);
-        // this epoch's share of the training set, in the sampler's order
-        let shard = Subset::new(train.clone(), sampler.indices());
-        let loader = DataLoader::new(shard, args.batch_size);
+        loader.set_epoch(epoch as u64);
         model.train();
         let mut epoch_loss = 0.0;
         for (images, labels) in &loader {
-            if args.exit_at == Some((rank, step)) {
+            if args.exit_at == Some((rank, step as usize)) {
                 eprintln!("rank {rank}: leaving abruptly at step {step} (--exit-at-step)");
                 std::process::exit(3);
             }
