@@ -15,14 +15,19 @@ pub enum Error {
     Io(std::io::Error),
     /// A file whose content is not what it should be (corrupt or truncated).
     Format(String),
+    /// A collective or process group that failed (`tapegrad::distributed`): a timeout, a rank
+    /// that left, collectives that differ across ranks, an MPI error.
+    Distributed(String),
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Shape(s) | Error::DType(s) | Error::Index(s) | Error::Format(s) => {
-                f.write_str(s)
-            }
+            Error::Shape(s)
+            | Error::DType(s)
+            | Error::Index(s)
+            | Error::Format(s)
+            | Error::Distributed(s) => f.write_str(s),
             Error::Io(e) => write!(f, "I/O error: {e}"),
         }
     }

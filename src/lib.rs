@@ -24,6 +24,7 @@ extern crate self as tapegrad;
 
 pub mod autograd;
 pub mod data;
+pub mod distributed;
 pub mod doc;
 mod error;
 pub mod io;
