@@ -424,9 +424,7 @@ impl Reducer {
             let mask = Tensor::from_vec(mask, &[self.params.len()]);
             match self.group.all_reduce_async(&mask, ReduceOp::Max) {
                 Ok(w) => pass.used_mask = Some((mask, w)),
-                Err(e) => {
-                    pass.error = Some(format!("all_reduce of the used-parameter mask: {e}"))
-                }
+                Err(e) => pass.error = Some(format!("all_reduce of the used-parameter mask: {e}")),
             }
         }
     }
@@ -617,7 +615,11 @@ fn assign_buckets(sizes: &[(usize, DType)], first_cap: usize, cap: usize) -> Vec
             o.cap = cap;
         }
     }
-    closed.extend(open.into_iter().map(|o| o.members).filter(|m| !m.is_empty()));
+    closed.extend(
+        open.into_iter()
+            .map(|o| o.members)
+            .filter(|m| !m.is_empty()),
+    );
     // the first member of a bucket is its highest index: order by it, descending
     closed.sort_by_key(|b| std::cmp::Reverse(b[0]));
     closed
@@ -689,7 +691,10 @@ mod tests {
         // sizes in bytes: p0 = 100, p1 = 50, p2 = 50, p3 = 10; first cap 40, then cap 100
         let sizes = [(100, F), (50, F), (50, F), (10, F)];
         // walk p3 (10), p2 (60 ≥ 40: close) | p1 (50), p0 (150 ≥ 100: close)
-        assert_eq!(assign_buckets(&sizes, 40, 100), vec![vec![3, 2], vec![1, 0]]);
+        assert_eq!(
+            assign_buckets(&sizes, 40, 100),
+            vec![vec![3, 2], vec![1, 0]]
+        );
         // a cap above the total: one bucket
         assert_eq!(assign_buckets(&sizes, 1000, 1000), vec![vec![3, 2, 1, 0]]);
         // a cap of one byte: one bucket per parameter
