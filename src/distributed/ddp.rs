@@ -97,7 +97,7 @@ impl Default for DdpOptions {
 ///     let model = DistributedDataParallel::new(nn::Linear::new(3, 1), &pg).unwrap();
 ///     let mut opt = SGD::new(model.parameters(), 0.1);
 ///     // each rank sees a different batch
-///     let x = Tensor::full(&[4, 3], pg.rank() as f64 + 1.0);
+///     let x = Tensor::full(&[4, 3], pg.rank() as f32 + 1.0);
 ///     let loss = model.forward(&x).powf(2.0).mean();
 ///     opt.zero_grad();
 ///     loss.backward(); // gradients averaged over both ranks here
