@@ -627,3 +627,55 @@ pub(crate) fn make_ctx<'a>(
         create_graph,
     }
 }
+
+/// The leaves that require grad (parameters) reachable from `outputs` through this thread's tape,
+/// each listed once, in the order the walk meets them (outputs first, newest entries first).
+///
+/// This is the question DDP's `find_unused_parameters` asks after a forward pass: a parameter not
+/// in this list will not receive a gradient from a backward of `outputs`. An output that is itself
+/// a leaf requiring grad is listed; outputs computed on another thread are ignored.
+///
+/// ```
+/// use tapegrad::prelude::*;
+/// use tapegrad::autograd::tape;
+/// let (a, b) = (Tensor::ones(&[2]).requires_grad(), Tensor::ones(&[2]).requires_grad());
+/// let y = (&a * 3.0).sum();
+/// let used = tape::reachable_leaves(&[&y]);
+/// assert!(used.len() == 1 && used[0].same(&a) && !used[0].same(&b));
+/// ```
+pub fn reachable_leaves(outputs: &[&Tensor]) -> Vec<Tensor> {
+    let my = current_tape_id();
+    let mut seen_nodes = std::collections::HashSet::new();
+    let mut seen_leaves = std::collections::HashSet::new();
+    let mut leaves = Vec::new();
+    let mut add_leaf = |t: &Tensor, leaves: &mut Vec<Tensor>| {
+        if seen_leaves.insert(std::sync::Arc::as_ptr(&t.inner)) {
+            leaves.push(t.clone());
+        }
+    };
+    let mut work: Vec<u64> = Vec::new();
+    for o in outputs {
+        match o.node() {
+            Some(n) if n.tape == my => work.push(n.id),
+            Some(_) => {}
+            None if o.requires_grad_enabled() => add_leaf(o, &mut leaves),
+            None => {}
+        }
+    }
+    while let Some(id) = work.pop() {
+        if !seen_nodes.insert(id) {
+            continue;
+        }
+        let Some(e) = get(NodeRef { tape: my, id }) else {
+            continue;
+        };
+        for inp in &e.inputs {
+            match inp {
+                Input::Node(j) => work.push(*j),
+                Input::Leaf(t) => add_leaf(t, &mut leaves),
+                Input::Const => {}
+            }
+        }
+    }
+    leaves
+}

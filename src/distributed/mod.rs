@@ -477,3 +477,8 @@ pub fn all_gather(t: &Tensor) -> Result<Vec<Tensor>> {
 pub fn reduce_scatter(t: &Tensor, op: ReduceOp) -> Result<Tensor> {
     default_or_err("reduce_scatter")?.reduce_scatter(t, op)
 }
+
+pub mod ddp;
+pub mod sync_batch_norm;
+pub use ddp::{DdpOptions, DistributedDataParallel, NoSync};
+pub use sync_batch_norm::{all_reduce_with_grad, SyncBatchNorm};

@@ -568,6 +568,17 @@
 //! | `dist.all_gather_object(out, obj)` | `pg.all_gather_bytes(&bytes)?` |
 //! | `dist.barrier()`, `dist.destroy_process_group()` | `pg.barrier()?`, `distributed::destroy_process_group()` |
 //!
+//! ## Data parallelism: torch.nn.parallel
+//!
+//! | PyTorch | tapegrad |
+//! |---|---|
+//! | `DistributedDataParallel(model)` | `nn::parallel::DistributedDataParallel::new(model, &group)?` |
+//! | `DDP(model, bucket_cap_mb=25, find_unused_parameters=True)` | `DistributedDataParallel::with_options(model, &group, DdpOptions { bucket_cap_mb: 25.0, find_unused_parameters: true, ..Default::default() })?` |
+//! | `with ddp.no_sync(): ...` | `{ let _g = ddp.no_sync(); ... }` |
+//! | `ddp.module` | `ddp.module` (the `state_dict` keys of `ddp` start with `module.`, as in PyTorch) |
+//! | `nn.SyncBatchNorm(C, process_group=g)` | `nn::SyncBatchNorm::new(C, &g)`; `SyncBatchNorm::from_batch_norm(&bn, &g)` for one layer of `convert_sync_batchnorm` |
+//! | `torch.distributed.nn.functional.all_reduce(t)` | `distributed::all_reduce_with_grad(&t, &g)` (Sum) |
+//!
 //! ## Differences to know
 //!
 //! **Copy-on-write instead of aliasing views.** Storage is an `ndarray::ArcArray`: `reshape`,

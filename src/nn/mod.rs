@@ -33,3 +33,12 @@ pub use tapegrad_derive::Module;
 pub use transformer::{
     Activation, MultiheadAttention, TransformerEncoder, TransformerEncoderLayer,
 };
+
+/// Data-parallel wrappers, like `torch.nn.parallel`. They live in
+/// [`distributed`](crate::distributed) (which builds on `nn`) and are re-exported here, where a
+/// PyTorch user looks for them.
+pub mod parallel {
+    pub use crate::distributed::ddp::{DdpOptions, DistributedDataParallel, NoSync};
+}
+/// `nn.SyncBatchNorm`, from [`distributed`](crate::distributed).
+pub use crate::distributed::sync_batch_norm::SyncBatchNorm;
