@@ -6,6 +6,9 @@
 //! by DDP, follow the same trajectory as one process training on the whole batch (the loss is a
 //! mean over the batch, so the average of the per-rank gradients is the whole-batch gradient).
 
+// the `mpi` feature arrives with the MPI backend (issue 12); until then its code is compiled out
+#![allow(unexpected_cfgs)]
+
 mod common;
 
 use std::collections::BTreeMap;
@@ -432,8 +435,7 @@ fn an_unused_parameter_without_find_unused_parameters_is_a_clear_error_not_a_han
     let (x, _) = batch();
     let messages = launch(Backend::Threads(2), |pg| {
         let ddp = DistributedDataParallel::new(two_heads(), &pg).unwrap();
-        let msg = common::panic_message(|| ddp.forward(&x.narrow(0, 0, 2)).sum().backward());
-        msg
+        common::panic_message(|| ddp.forward(&x.narrow(0, 0, 2)).sum().backward())
     })
     .unwrap();
     for m in messages {
@@ -644,6 +646,7 @@ fn read_state(dir: &Path, rank: usize) -> Vec<f64> {
         .collect()
 }
 
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
 fn write_state(dir: &Path, rank: usize, state: &[f64]) {
     // full precision: `{:e}` of an f64 round-trips
     let text: Vec<String> = state.iter().map(|v| format!("{v:e}")).collect();
@@ -773,6 +776,7 @@ fn mpi_states(mpirun: &Path, np: usize, job: &str) -> Vec<Vec<f64>> {
 }
 
 #[test]
+#[ignore = "the MPI backend (Backend::Mpi, feature `mpi`) is not implemented yet: issue 12"]
 fn mpi_ranks_train_like_one_process_and_like_the_threads_backend() {
     let Some(mpirun) =
         mpirun_or_skip("mpi_ranks_train_like_one_process_and_like_the_threads_backend")
@@ -807,6 +811,7 @@ fn mpi_ranks_train_like_one_process_and_like_the_threads_backend() {
 }
 
 #[test]
+#[ignore = "the MPI backend (Backend::Mpi, feature `mpi`) is not implemented yet: issue 12"]
 fn mpi_sync_batch_norm_ranks_train_like_batch_norm_on_the_whole_batch() {
     let Some(mpirun) =
         mpirun_or_skip("mpi_sync_batch_norm_ranks_train_like_batch_norm_on_the_whole_batch")
@@ -828,6 +833,7 @@ fn mpi_sync_batch_norm_ranks_train_like_batch_norm_on_the_whole_batch() {
 }
 
 #[test]
+#[ignore = "the MPI backend (Backend::Mpi, feature `mpi`) is not implemented yet: issue 12"]
 fn mpi_ranks_with_different_models_all_report_the_first_differing_parameter() {
     let Some(mpirun) =
         mpirun_or_skip("mpi_ranks_with_different_models_all_report_the_first_differing_parameter")
@@ -848,6 +854,7 @@ fn mpi_ranks_with_different_models_all_report_the_first_differing_parameter() {
 }
 
 #[test]
+#[ignore = "the MPI backend (Backend::Mpi, feature `mpi`) is not implemented yet: issue 12"]
 fn mpi_a_rank_that_dies_stops_the_others_and_the_checkpoint_is_the_last_complete_one() {
     let Some(mpirun) = mpirun_or_skip(
         "mpi_a_rank_that_dies_stops_the_others_and_the_checkpoint_is_the_last_complete_one",

@@ -673,7 +673,7 @@ pub fn reachable_leaves(outputs: &[&Tensor]) -> Vec<Tensor> {
             match inp {
                 Input::Node(j) => work.push(*j),
                 Input::Leaf(t) => add_leaf(t, &mut leaves),
-                Input::Const => {}
+                Input::Const(_) => {}
             }
         }
     }
