@@ -154,6 +154,18 @@ fn every_declared_op_is_recorded_and_every_entry_matches_its_declaration() {
         seen.insert(e.op);
     }
 
+    // the differentiable all-reduce of SyncBatchNorm, in a world of one rank
+    let all_reduce =
+        tapegrad::distributed::launch(tapegrad::distributed::Backend::Threads(1), |pg| {
+            let t = Tensor::ones(&[2]).requires_grad();
+            let _y = tapegrad::distributed::all_reduce_with_grad(&t, &pg);
+            let e = tape::entries().into_iter().last().unwrap();
+            schema::check_entry(&e).unwrap();
+            e.op
+        })
+        .unwrap();
+    seen.extend(all_reduce);
+
     let declared: BTreeSet<&str> = OPS.iter().map(|s| s.name).collect();
     let unseen: Vec<_> = declared.difference(&seen).collect();
     assert!(unseen.is_empty(), "declared but never recorded: {unseen:?}");

@@ -168,6 +168,8 @@ pub static OPS: &[OpSchema] = &[
     op("rsqrt", UNARY, &[]),
     op("sigmoid", UNARY, &[]),
     op("relu", UNARY, &[]),
+    // distributed::all_reduce_with_grad (a Sum over ranks; SyncBatchNorm's statistics)
+    op("all_reduce", UNARY, &[]),
     op("leaky_relu", UNARY, &[("negative_slope", Float)]),
     op("gelu", UNARY, &[("approximate", Str)]),
     op("gelu_backward", UNARY, &[("approximate", Str)]),
